@@ -1,0 +1,84 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "KSRHost",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "ksr", targets: ["ksr"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // Lua 5.4 from the system (Debian: liblua5.4-dev) plus the C shim: macros as functions,
+        // the trampoline that raises after Swift returns, the aborting allocator and panic handler.
+        .systemLibrary(
+            name: "CLua",
+            pkgConfig: "lua5.4",
+            providers: [.apt(["liblua5.4-dev"])]
+        ),
+        // Shared vocabulary of the engines: clocks, Kamailio's "k=v;" parameter syntax,
+        // the kamailio.cfg reader and configuration errors. No Lua, no threads.
+        .target(name: "KSRBase", swiftSettings: strict),
+        .target(name: "LuaBridge", dependencies: ["CLua"], swiftSettings: strict),
+        .target(
+            name: "RTimer",
+            dependencies: ["KSRBase"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "MQueue",
+            dependencies: ["KSRBase", .product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "MQueueSQLite",
+            dependencies: ["KSRBase", "MQueue", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KSRCore",
+            dependencies: [
+                "KSRBase", "LuaBridge",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KEMI",
+            dependencies: ["KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ksr",
+            dependencies: [
+                "KEMI", "KSRCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "KSRBaseTests", dependencies: ["KSRBase"], swiftSettings: strict),
+        .testTarget(name: "LuaBridgeTests", dependencies: ["LuaBridge", "CLua"], swiftSettings: strict),
+        .testTarget(name: "RTimerTests", dependencies: ["RTimer"], swiftSettings: strict),
+        .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
+        .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
+        .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
+        .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore"], swiftSettings: strict),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: ["ksr"],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,223 @@
+import KSRBase
+import KSRCore
+import CLua
+import LuaBridge
+
+/// The configuration calls a script makes at its top level, in Kamailio's words:
+/// `loadmodule "rtimer.so"`, `modparam("rtimer", "timer", "...")`, `coreparam("debug", 3)`.
+/// They record settings in the configuration pass and do nothing in the workers.
+struct ConfigModule: KEMIModule {
+    let name = "config"
+    let summary = "configuration calls: loadmodule, modparam, coreparam"
+
+    var exports: [KEMIExport] {
+        [
+            KEMIExport("_G", "loadmodule", [("name", .str)], returns: .bool, needsMessage: false,
+                       doc: "Declares a module, e.g. loadmodule \"rtimer.so\" (optional: every module is available).") { ctx, args in
+                guard let setup = ctx.setup else { return .bool(true) }
+                let loc = ctx.sourceLocation(args.L)
+                let raw = args.string(1) ?? ""
+                do throws(ConfigError) {
+                    try Config.loadModule(raw, setup: setup, modules: ctx.runtime.modules, at: loc)
+                } catch {
+                    setup.errors.append(error)
+                }
+                return .bool(true)
+            },
+            KEMIExport("_G", "modparam", [("module", .str), ("param", .str), ("value", .str)], returns: .bool, needsMessage: false,
+                       doc: "Sets a module parameter with Kamailio's value string, e.g. modparam(\"rtimer\", \"timer\", \"name=ta;interval=1;mode=1;\").") { ctx, args in
+                guard let setup = ctx.setup else { return .bool(true) }
+                let loc = ctx.sourceLocation(args.L)
+                let value: ParamValue = args.isInteger(3) ? .int(args.integer(3)) : .string(args.string(3) ?? "")
+                do throws(ConfigError) {
+                    try Config.modparam(args.string(1) ?? "", args.string(2) ?? "", value, setup: setup,
+                                        modules: ctx.runtime.modules, at: loc)
+                } catch {
+                    setup.errors.append(error)
+                }
+                return .bool(true)
+            },
+            KEMIExport("_G", "coreparam", [("name", .str), ("value", .str)], returns: .bool, needsMessage: false,
+                       doc: "Sets a core parameter as a kamailio.cfg global would, e.g. coreparam(\"debug\", 3).") { ctx, args in
+                guard let setup = ctx.setup else { return .bool(true) }
+                let loc = ctx.sourceLocation(args.L)
+                let value: ParamValue = args.isInteger(2) ? .int(args.integer(2)) : .string(args.string(2) ?? "")
+                do throws(ConfigError) {
+                    try Config.coreparam(args.string(1) ?? "", value, setup: setup, at: loc)
+                } catch {
+                    setup.errors.append(error)
+                }
+                return .bool(true)
+            },
+        ]
+    }
+}
+
+/// Modules whose names `loadmodule` accepts, with the Kamailio parameters KSRHost knows but
+/// does not implement yet (accepted with a warning).
+struct CompatModule: KEMIModule {
+    let name: String
+    let summary: String
+    let params: [ModuleParam]
+
+    init(_ name: String, _ summary: String, ints: [String] = [], strings: [String] = []) {
+        self.name = name
+        self.summary = summary
+        self.params = ints.map { .notImplemented($0, .int) } + strings.map { .notImplemented($0, .string) }
+    }
+
+    static let all: [CompatModule] = [
+        CompatModule("tm", "transactions (KSR.tm arrives with the SIP core)",
+                     ints: ["fr_timer", "fr_inv_timer", "wt_timer", "max_inv_lifetime", "max_noninv_lifetime",
+                            "retr_timer1", "retr_timer2", "noisy_ctimer", "auto_inv_100", "restart_fr_on_each_reply",
+                            "aggregate_challenges", "reparse_invite", "blst_503", "failure_reply_mode", "unix_tx_timeout",
+                            "e2e_cancel_reason", "cancel_b_method", "reparse_on_dns_failover", "on_sl_reply"],
+                     strings: ["ac_extra_hdrs", "contacts_avp", "contact_flows_avp", "fr_timer_avp", "fr_inv_timer_avp",
+                               "auto_inv_100_reason", "xavp_contact"]),
+        CompatModule("tmx", "transaction extensions", ints: ["precheck_trans"]),
+        CompatModule("sl", "stateless replies (KSR.sl arrives with the SIP core)", ints: ["bind_tm"], strings: ["default_reason", "event_callback"]),
+        CompatModule("xlog", "formatted logging", ints: ["buf_size", "force_color", "long_format", "prefix_mode", "log_colors"],
+                     strings: ["prefix", "methods_filter"]),
+        CompatModule("kex", "core extensions"),
+        CompatModule("corex", "core extensions", ints: ["nio_min_msg_len", "nio_msg_avp"], strings: ["alias_subdomains", "nio_intercept"]),
+        CompatModule("textops", "text operations on messages"),
+        CompatModule("async", "asynchronous processing (arrives with the SIP core)", ints: ["workers", "ms_timer", "return"]),
+        CompatModule("dmq", "distributed message queue (arrives after the SIP core)",
+                     ints: ["num_workers", "worker_usleep", "ping_interval", "remove_inactive", "multi_notify",
+                            "fail_count_enabled", "fail_count_threshold_pending", "fail_count_threshold_active"],
+                     strings: ["server_address", "server_socket", "notification_address", "notification_channel"]),
+        CompatModule("ctl", "control socket", strings: ["binrpc", "fifo", "mode", "user", "group"]),
+        CompatModule("jsonrpcs", "JSON-RPC server", ints: ["transport", "pretty_format"], strings: ["fifo_name", "dgram_socket", "fifo_reply_dir"]),
+        CompatModule("db_sqlite", "SQLite driver (built in: mqueue db_url sqlite://...)", ints: ["busy_timeout"], strings: ["journal_mode", "exec_pragma"]),
+    ]
+}
+
+/// The app_lua module: which script to load.
+struct AppLuaModule: KEMIModule {
+    let name = "app_lua"
+    let summary = "the Lua engine: the script to load"
+
+    var params: [ModuleParam] {
+        [
+            ModuleParam("load", .string, doc: "Path of the Lua script to run (kamailio.cfg).") { setup, v throws(ParamError) in
+                setup.scripts.append(v.text)
+                return []
+            },
+            .notImplemented("reload", .int),
+            .notImplemented("log_mode", .int),
+        ]
+    }
+}
+
+/// Applying configuration, shared by the Lua configuration calls and the kamailio.cfg reader.
+enum Config {
+    /// Core parameters KSRHost implements, with their checks.
+    static let coreParams: [String: @Sendable (ParamValue) throws(ParamError) -> Void] = [
+        "debug": { v throws(ParamError) in
+            guard let n = v.intValue, (-5...4).contains(n) else { throw ParamError("debug expects an integer from -5 to 3, got \(v)") }
+        },
+        "children": { v throws(ParamError) in
+            guard let n = v.intValue, n >= 1 else { throw ParamError("children expects a positive integer, got \(v)") }
+        },
+        "listen": { v throws(ParamError) in
+            guard !v.text.isEmpty else { throw ParamError("listen expects proto:address:port") }
+        },
+        "async_workers": { v throws(ParamError) in
+            guard let n = v.intValue, n >= 0 else { throw ParamError("async_workers expects a non-negative integer, got \(v)") }
+        },
+        "async_workers_group": { v throws(ParamError) in _ = try ParamList(parsing: v.text) },
+    ]
+
+    /// Real Kamailio core parameters that KSRHost accepts without acting on them.
+    static let acceptedCoreParams: Set<String> = [
+        "log_stderror", "fork", "log_facility", "log_name", "log_prefix", "log_color", "memdbg", "memlog",
+        "mhomed", "auto_aliases", "alias", "server_header", "user_agent_header", "server_signature", "sip_warning",
+        "disable_tcp", "enable_tls", "tcp_connection_lifetime", "tcp_max_connections", "tcp_connect_timeout",
+        "tcp_accept_no_cl", "dns", "rev_dns", "dns_try_ipv6", "use_dns_cache", "dns_cache_init", "maxbuffer",
+        "mem_join", "pv_buffer_size", "pv_buffer_slots", "shm_mem_size", "pkg_mem_size", "latency_log",
+        "latency_limit_action", "latency_limit_db", "sql_buffer_size", "corelog", "port", "tcp_children",
+        "udp_mtu", "udp_mtu_try_proto", "reply_to_via", "onsend_route_reply", "kemi.onsend_route_callback",
+        "kemi.reply_route_callback", "kemi.event_route_callback", "workdir", "user", "group", "chroot",
+        "advertised_address", "advertised_port", "open_files_limit", "shm_force_alloc", "mlock_pages",
+        "max_while_loops", "socket_workers", "statistics", "xavp_via_params", "xavp_via_fields",
+    ]
+
+    static func coreparam(_ name: String, _ value: ParamValue, setup: HostSetup, at loc: SourceLocation) throws(ConfigError) {
+        let context = "coreparam(\"\(name)\", \(value))"
+        if let check = coreParams[name] {
+            do throws(ParamError) { try check(value) } catch {
+                throw ConfigError("bad value for core parameter '\(name)': \(error.message)", at: loc, context: context)
+            }
+            if name == "listen" { setup.listen.append(value.text) }
+            setup.core[name] = value
+        } else if acceptedCoreParams.contains(name) {
+            setup.warnings.append("\(loc): core parameter '\(name)' is accepted for compatibility but has no effect in KSRHost")
+            setup.core[name] = value
+        } else {
+            throw ConfigError("unknown core parameter '\(name)'", at: loc, context: context)
+        }
+        setup.records.append((module: "core", param: name, location: loc, value: value))
+    }
+
+    /// `loadmodule "rtimer.so"`, `"/usr/lib/kamailio/modules/rtimer.so"` or `"rtimer"`.
+    static func moduleName(_ raw: String) -> String {
+        var n = Substring(raw.trimmingSpaces())
+        if let slash = n.lastIndex(of: "/") { n = n[n.index(after: slash)...] }
+        if n.hasSuffix(".so") { n = n.dropLast(3) }
+        return String(n)
+    }
+
+    static func loadModule(_ raw: String, setup: HostSetup, modules: [any KEMIModule], at loc: SourceLocation) throws(ConfigError) {
+        let name = moduleName(raw)
+        guard let m = module(name, modules) else {
+            throw ConfigError("unknown module '\(name)': KSRHost provides \(providedModules(modules))",
+                              at: loc, context: "loadmodule \"\(raw)\"")
+        }
+        if !setup.loadedModules.contains(m.name) { setup.loadedModules.append(m.name) }
+    }
+
+    static func module(_ name: String, _ modules: [any KEMIModule]) -> (any KEMIModule)? {
+        let n = name == "kemix" ? "kemix" : name
+        return modules.first { $0.name == n && $0.name != "core" && $0.name != "config" }
+    }
+
+    static func providedModules(_ modules: [any KEMIModule]) -> String {
+        modules.map(\.name).filter { $0 != "core" && $0 != "config" }.sorted().joined(separator: ", ")
+    }
+
+    static func modparam(_ moduleName: String, _ param: String, _ value: ParamValue, setup: HostSetup,
+                         modules: [any KEMIModule], at loc: SourceLocation) throws(ConfigError) {
+        let context = "modparam(\"\(moduleName)\", \"\(param)\", \(value))"
+        guard let m = module(moduleName, modules) else {
+            throw ConfigError("unknown module '\(moduleName)': KSRHost provides \(providedModules(modules))",
+                              at: loc, context: context)
+        }
+        guard let p = m.params.first(where: { $0.name == param }) else {
+            let names = m.params.map(\.name).sorted().joined(separator: ", ")
+            throw ConfigError("module '\(moduleName)' has no parameter '\(param)'" + (names.isEmpty ? "" : " (it has: \(names))"),
+                              at: loc, context: context)
+        }
+        if p.kind == .int && value.intValue == nil {
+            throw ConfigError("parameter '\(param)' of module '\(moduleName)' expects an integer, got \(value)", at: loc, context: context)
+        }
+        guard let apply = p.apply else {
+            setup.warnings.append("\(loc): parameter '\(param)' of module '\(moduleName)' is not implemented in KSRHost yet: ignored")
+            return
+        }
+        do throws(ParamError) {
+            for w in try apply(setup, value) { setup.warnings.append("\(loc): \(w)") }
+        } catch {
+            throw ConfigError(error.message, at: loc, context: context)
+        }
+        setup.records.append((module: m.name, param: param, location: loc, value: value))
+    }
+}
+
+extension WorkerContext {
+    /// The script file and line of the Lua code calling the current KSR function.
+    func sourceLocation(_ L: OpaquePointer) -> SourceLocation {
+        var buf = [CChar](repeating: 0, count: 256)
+        let line = ksr_lua_where_buf(L, 1, &buf, 256)
+        return SourceLocation(file: buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, line: Int(line))
+    }
+}

@@ -1,0 +1,249 @@
+import KSRBase
+import KSRCore
+import LuaBridge
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension WorkerContext {
+    /// The PV named by argument `i`: found by the Lua string's address when seen before
+    /// (no allocation, no parsing), else parsed and cached.
+    @inline(__always)
+    func pvAccess(_ args: LuaArgs, _ i: Int32) -> PVAccess? {
+        guard let bytes = args.bytes(i) else {
+            logUsageError(args.L, "pv name is not a string")
+            return nil
+        }
+        if let hit = pvCache.lookup(bytes) { return hit }
+        let name = String(decoding: bytes, as: UTF8.self)
+        guard let acc = pv(name) else { return nil }
+        pvCache.insert(bytes, acc)
+        return acc
+    }
+}
+
+/// `KSR.pv.*` and the pseudo-variables of the core and of pv: `$var`, `$shv`, time, the
+/// message fields. Module parameters `shvset` and `varset` give initial values.
+struct PVModule: KEMIModule {
+    let name = "pv"
+    let summary = "pseudo-variables: KSR.pv.get/sets/seti/unset..., $var, $shv, $T*, message fields"
+
+    var params: [ModuleParam] {
+        [
+            ModuleParam("shvset", .string, doc: "Initial $shv value: \"name=i:7\" or \"name=s:text\".") { setup, v throws(ParamError) in
+                setup.sharedInit.append(try Self.parseInitial(v.text))
+                return []
+            },
+            ModuleParam("varset", .string, doc: "Initial $var value in every worker: \"name=i:7\" or \"name=s:text\".") { setup, v throws(ParamError) in
+                setup.varInit.append(try Self.parseInitial(v.text))
+                return []
+            },
+            .notImplemented("avp_aliases", .string),
+        ]
+    }
+
+    /// `name=i:7` / `name=s:text`.
+    static func parseInitial(_ text: String) throws(ParamError) -> (String, PVValue) {
+        guard let eq = text.firstIndex(of: "=") else { throw ParamError("expected name=i:NUMBER or name=s:TEXT") }
+        let name = String(text[..<eq].trimmingSpaces())
+        let rest = text[text.index(after: eq)...]
+        guard !name.isEmpty else { throw ParamError("missing name in '\(text)'") }
+        if rest.hasPrefix("i:") || rest.hasPrefix("I:") {
+            guard let n = Int(rest.dropFirst(2)) else { throw ParamError("not an integer: '\(rest.dropFirst(2))'") }
+            return (name, .int(n))
+        }
+        if rest.hasPrefix("s:") || rest.hasPrefix("S:") { return (name, .string(String(rest.dropFirst(2)))) }
+        throw ParamError("value must start with i: or s: in '\(text)'")
+    }
+
+    var exports: [KEMIExport] {
+        func getter(_ fn: String, _ doc: String, missing: KEMIValue) -> KEMIExport {
+            KEMIExport("pv", fn, [("name", .str)], returns: .xval, doc: doc) { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return missing }
+                switch acc.get(ctx) {
+                case .null: return missing
+                case .int(let i): return .int(i)
+                case .string(let s): return .string(s)
+                }
+            }
+        }
+        return [
+            getter("get", "The value of a pseudo-variable (integer or string), nil if null or invalid.", missing: .null),
+            getter("gete", "Like get, but \"\" when null or invalid.", missing: .string("")),
+            getter("getw", "Like get, but \"<null>\" when null or invalid.", missing: .string("<null>")),
+            KEMIExport("pv", "geti", [("name", .str)], returns: .int,
+                       doc: "The value as an integer: strings parsed as decimal (else 0), null gives 0.") { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return .int(0) }
+                switch acc.get(ctx) {
+                case .null: return .int(0)
+                case .int(let i): return .int(i)
+                case .string(let s): return .int(Int(s.trimmingSpaces()) ?? 0)
+                }
+            },
+            KEMIExport("pv", "getvs", [("name", .str), ("default", .str)], returns: .xval,
+                       doc: "The value, or the given string when null or invalid.") { ctx, args in
+                let dflt = KEMIValue.string(args.string(2) ?? "")
+                guard let acc = ctx.pvAccess(args, 1) else { return dflt }
+                switch acc.get(ctx) {
+                case .null: return dflt
+                case .int(let i): return .int(i)
+                case .string(let s): return .string(s)
+                }
+            },
+            KEMIExport("pv", "getvn", [("name", .str), ("default", .int)], returns: .xval,
+                       doc: "The value, or the given integer when null or invalid.") { ctx, args in
+                let dflt = KEMIValue.int(Int(args.int32(2)))
+                guard let acc = ctx.pvAccess(args, 1) else { return dflt }
+                switch acc.get(ctx) {
+                case .null: return dflt
+                case .int(let i): return .int(i)
+                case .string(let s): return .string(s)
+                }
+            },
+            KEMIExport("pv", "sets", [("name", .str), ("value", .str)], returns: .bool,
+                       doc: "Sets a string value; true on success (read-only variables: true, nothing changes).") { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return .bool(false) }
+                guard let v = args.string(2) else {
+                    ctx.logUsageError(args.L, "pv.sets: the value is not a string")
+                    return .bool(false)
+                }
+                return .bool(acc.set?(ctx, .string(v)) ?? true)
+            },
+            KEMIExport("pv", "seti", [("name", .str), ("value", .int)], returns: .bool,
+                       doc: "Sets an integer value; true on success.") { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return .bool(false) }
+                return .bool(acc.set?(ctx, .int(Int(args.int32(2)))) ?? true)
+            },
+            KEMIExport("pv", "unset", [("name", .str)], returns: .bool, doc: "Sets the variable to null.") { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return .bool(false) }
+                return .bool(acc.set?(ctx, .null) ?? true)
+            },
+            KEMIExport("pv", "is_null", [("name", .str)], returns: .bool,
+                       doc: "Whether the value is null, or the name is unknown or invalid.") { ctx, args in
+                guard let acc = ctx.pvAccess(args, 1) else { return .bool(true) }
+                if case .null = acc.get(ctx) { return .bool(true) }
+                return .bool(false)
+            },
+        ]
+    }
+
+    var pseudoVariables: [PVClass] {
+        var c: [PVClass] = [
+            PVClass("var", argument: .required, doc: "Per-worker variable; never set or unset reads as integer 0.") { ctx, arg throws(ParamError) in
+                let name = arg!
+                let slot: Int
+                if let s = ctx.varSlots[name] {
+                    slot = s
+                } else {
+                    slot = ctx.vars.count
+                    ctx.varSlots[name] = slot
+                    ctx.vars.append(.int(0))
+                }
+                return PVAccess(get: { $0.vars[slot] }, set: { c, v in
+                    if case .null = v { c.vars[slot] = .int(0) } else { c.vars[slot] = v }
+                    return true
+                })
+            },
+            PVClass("shv", argument: .required, doc: "Variable shared by all workers; never set reads as integer 0, unset as \"\".") { ctx, arg throws(ParamError) in
+                let cell = ctx.runtime.shared.cell(arg!)
+                return PVAccess(get: { _ in cell.value.withLock { $0 } }, set: { _, v in
+                    cell.value.withLock { if case .null = v { $0 = .string("") } else { $0 = v } }
+                    return true
+                })
+            },
+            PVClass("TS", doc: "Current Unix time (integer).") { _, _ throws(ParamError) in
+                PVAccess(get: { _ in .int(WallClock.now().seconds) })
+            },
+            PVClass("Ts", doc: "Unix time when the current event started (integer).") { _, _ throws(ParamError) in
+                PVAccess(get: { .int($0.eventTime.seconds) })
+            },
+            PVClass("TF", doc: "Current time as ctime text, e.g. \"Mon Nov 23 07:45:38 2026\".") { _, _ throws(ParamError) in
+                PVAccess(get: { _ in .string(Self.ctime(WallClock.now().seconds)) })
+            },
+            PVClass("Tf", doc: "Event time as ctime text.") { _, _ throws(ParamError) in
+                PVAccess(get: { .string(Self.ctime($0.eventTime.seconds)) })
+            },
+            PVClass("TV", argument: .required,
+                    doc: "Time of day: s and u (seconds, microseconds of the event), sn and un (now), Sn (\"sec.usec\" now).") { _, arg throws(ParamError) in
+                switch arg! {
+                case "s": return PVAccess(get: { .int($0.eventTime.seconds) })
+                case "u": return PVAccess(get: { .int($0.eventTime.micros) })
+                case "sn": return PVAccess(get: { _ in .int(WallClock.now().seconds) })
+                case "un": return PVAccess(get: { _ in .int(WallClock.now().micros) })
+                case "Sn":
+                    return PVAccess(get: { _ in
+                        let t = WallClock.now()
+                        let u = String(t.micros)
+                        return .string("\(t.seconds).\(String(repeating: "0", count: 6 - u.count))\(u)")
+                    })
+                default: throw ParamError("unknown $TV(\(arg!)): use s, u, sn, un or Sn")
+                }
+            },
+            PVClass("pp", doc: "Process id.") { _, _ throws(ParamError) in PVAccess(get: { _ in .int(Int(getpid())) }) },
+            PVClass("ru", doc: "Request URI (settable).") { _, _ throws(ParamError) in
+                PVAccess(get: { .string($0.message.requestURI) }, set: { c, v in
+                    guard let t = v.text, !t.isEmpty else { return false }
+                    c.message.requestURI = t
+                    return true
+                })
+            },
+            PVClass("du", doc: "Destination URI (settable; unset clears it).") { _, _ throws(ParamError) in
+                PVAccess(get: { $0.message.destinationURI.map { .string($0) } ?? .null }, set: { c, v in
+                    c.message.destinationURI = v.text.flatMap { $0.isEmpty ? nil : $0 }
+                    return true
+                })
+            },
+            PVClass("hdr", argument: .required, doc: "Body of the first header with that name (compact forms too).") { _, arg throws(ParamError) in
+                let wanted = Self.canonicalHeader(arg!)
+                return PVAccess(get: { c in
+                    for h in c.message.headers where Self.canonicalHeader(h.name) == wanted { return .string(h.value) }
+                    return .null
+                })
+            },
+        ]
+        func ro(_ name: String, _ doc: String, _ get: @escaping @Sendable (WorkerContext) -> PVValue) {
+            c.append(PVClass(name, doc: doc) { _, _ throws(ParamError) in PVAccess(get: get) })
+        }
+        @Sendable func str(_ s: String?) -> PVValue { s.map { .string($0) } ?? .null }
+        ro("rm", "Request method.") { .string($0.message.method) }
+        ro("rU", "Request URI user.") { str(URIParts($0.message.requestURI).user) }
+        ro("rd", "Request URI host.") { str(URIParts($0.message.requestURI).host) }
+        ro("rp", "Request URI port.") { .int(URIParts($0.message.requestURI).port ?? 5060) }
+        ro("ou", "Original request URI.") { .string($0.message.originalURI) }
+        ro("fu", "From URI.") { .string($0.message.fromURI) }
+        ro("fU", "From URI user.") { str(URIParts($0.message.fromURI).user) }
+        ro("fd", "From URI host.") { str(URIParts($0.message.fromURI).host) }
+        ro("ft", "From tag.") { .string($0.message.fromTag) }
+        ro("tu", "To URI.") { .string($0.message.toURI) }
+        ro("tU", "To URI user.") { str(URIParts($0.message.toURI).user) }
+        ro("td", "To URI host.") { str(URIParts($0.message.toURI).host) }
+        ro("ci", "Call-ID.") { .string($0.message.callID) }
+        ro("si", "Source IP address.") { .string($0.message.sourceIP) }
+        ro("sp", "Source port.") { .int($0.message.sourcePort) }
+        ro("pr", "Transport protocol.") { _ in .string("udp") }
+        ro("mb", "The whole message.") { .string($0.message.raw) }
+        ro("ml", "Message length.") { .int($0.message.raw.utf8.count) }
+        ro("T_reply_code", "Reply code of the transaction (0: none).") { _ in .int(0) }
+        return c
+    }
+
+    static let compactHeaders: [String: String] = [
+        "f": "from", "t": "to", "i": "call-id", "v": "via", "m": "contact", "l": "content-length",
+        "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding", "o": "event",
+    ]
+    static func canonicalHeader(_ name: String) -> String {
+        let l = name.lowercased()
+        return compactHeaders[l] ?? l
+    }
+
+    static func ctime(_ seconds: Int) -> String {
+        var t = time_t(seconds)
+        var tmv = tm()
+        localtime_r(&t, &tmv)
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buf, 64, "%a %b %e %H:%M:%S %Y", &tmv)
+        return String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

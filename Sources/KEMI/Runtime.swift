@@ -1,0 +1,127 @@
+import KSRBase
+import KSRCore
+import MQueue
+import RTimer
+import Synchronization
+
+/// Settings collected during the configuration phase (one thread, before any worker starts).
+public final class HostSetup: @unchecked Sendable {
+    /// Script files to load (app_lua `load`, or the script given on the command line).
+    public var scripts: [String] = []
+    /// Core parameters (`coreparam` or kamailio.cfg globals), last value wins; `listen` repeats.
+    public var core: [String: ParamValue] = [:]
+    public var listen: [String] = []
+    public var loadedModules: [String] = []
+    public var rtimer = RTimerConfig()
+    public let queues = QueueRegistry()
+    public var mqueueSize = 0
+    public var mqueueAddMode = 0
+    public var dbURL: String?
+    /// Initial `$shv` values (pv `shvset`), in order.
+    public var sharedInit: [(String, PVValue)] = []
+    /// Initial `$var` values (pv `varset`), in order.
+    public var varInit: [(String, PVValue)] = []
+    public var warnings: [String] = []
+    /// Configuration errors found so far (all are reported, then startup stops).
+    public var errors: [ConfigError] = []
+    /// `#!define`s of a kamailio.cfg (`KSR.kx.get_def`).
+    public var defines: [String: String] = [:]
+    /// Where each setting came from, for later checks: (module, param, location, value).
+    public var records: [(module: String, param: String, location: SourceLocation, value: ParamValue)] = []
+
+    public init() {}
+
+    public var debugLevel: Int { core["debug"]?.intValue ?? 2 }
+}
+
+/// A `$shv` cell, shared by every worker.
+public final class SharedCell: Sendable {
+    let value: Mutex<PVValue>
+    init(_ v: PVValue) { value = Mutex(v) }
+}
+
+/// `$shv(name)` values shared by all workers. Every name is shared, declared or not
+/// (Kamailio 5.6 keeps names first used inside a worker private to that process).
+public final class SharedVars: Sendable {
+    private let cells = Mutex<[String: SharedCell]>([:])
+    public init() {}
+    /// The cell for `name`, created (integer 0) on first use.
+    public func cell(_ name: String) -> SharedCell {
+        cells.withLock { c in
+            if let cell = c[name] { return cell }
+            let cell = SharedCell(.int(0))
+            c[name] = cell
+            return cell
+        }
+    }
+}
+
+/// What every worker shares: the settings, the engines and the declarations.
+public final class HostRuntime: Sendable {
+    public let setup: HostSetup
+    public let modules: [any KEMIModule]
+    public let exports: [KEMIExport]
+    public let pvClasses: [String: PVClass]
+    public let queues: QueueRegistry
+    public let queueIndex: [String: Int]
+    /// The queues in definition order (indexed by `queueIndex`), fixed at startup.
+    public let queueList: [MessageQueue]
+    public let shared = SharedVars()
+    public let startTime = WallClock.now()
+
+    public init(setup: HostSetup, modules: [any KEMIModule]) {
+        self.setup = setup
+        self.modules = modules
+        self.exports = modules.flatMap(\.exports)
+        var classes: [String: PVClass] = [:]
+        for m in modules { for c in m.pseudoVariables { classes[c.name] = c } }
+        self.pvClasses = classes
+        self.queues = setup.queues
+        var index: [String: Int] = [:]
+        for (i, q) in setup.queues.queues.enumerated() { index[q.definition.name] = i }
+        self.queueIndex = index
+        self.queueList = setup.queues.queues
+        for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }
+    }
+
+    /// Parses `$name`, `$name(arg)` or `$(name(arg))` and resolves it for a worker. An argument
+    /// that holds a PV (`$mqk($var(q))`) is evaluated at each access.
+    func resolvePV(_ spec: String, in ctx: WorkerContext) throws(ParamError) -> PVAccess {
+        var s = Substring(spec.trimmingSpaces())
+        guard s.hasPrefix("$") else { throw ParamError("a pseudo-variable starts with '$'") }
+        s = s.dropFirst()
+        if s.hasPrefix("("), s.hasSuffix(")") { s = s.dropFirst().dropLast() }
+        let name: Substring
+        var arg: Substring?
+        if let open = s.firstIndex(of: "(") {
+            guard s.hasSuffix(")") else { throw ParamError("missing ')'") }
+            name = s[..<open]
+            arg = s[s.index(after: open)..<s.index(before: s.endIndex)]
+        } else {
+            name = s
+        }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) else {
+            throw ParamError("bad name")
+        }
+        guard let cls = pvClasses[String(name)] else { throw ParamError("unknown pseudo-variable $\(name)") }
+        switch (cls.argument, arg) {
+        case (.none, .some): throw ParamError("$\(name) takes no argument")
+        case (.required, .none): throw ParamError("$\(name) needs an argument: $\(name)(...)")
+        default: break
+        }
+        if let a = arg, a.contains("$") {
+            // Dynamic argument: evaluate the inner PV, then resolve by its value each time.
+            let inner = try resolvePV(String(a), in: ctx)
+            return PVAccess(
+                get: { c in
+                    guard let v = inner.get(c).text, let acc = try? cls.resolve(c, v) else { return .null }
+                    return acc.get(c)
+                },
+                set: { c, value in
+                    guard let v = inner.get(c).text, let acc = try? cls.resolve(c, v) else { return false }
+                    return acc.set?(c, value) ?? true
+                })
+        }
+        return try cls.resolve(ctx, arg.map(String.init))
+    }
+}

@@ -1,0 +1,182 @@
+import CLua
+import KSRBase
+import KSRCore
+import Logging
+import LuaBridge
+import MQueue
+
+/// Everything one worker owns: its Lua state, its `$var`s, the item it fetched last from each
+/// queue, its faked message. Created on the worker's thread and used only there.
+public final class WorkerContext {
+    public enum Phase {
+        /// The configuration pass: `modparam` and friends record settings.
+        case config
+        /// A worker loading the script: configuration calls do nothing, KSR calls that need a
+        /// message return false.
+        case loading
+        /// Serving events.
+        case running
+    }
+
+    public let lua: LuaState
+    public let runtime: HostRuntime
+    public let exports: [KEMIExport]
+    public internal(set) var phase: Phase
+    /// `"rtimer"`, `"timer"`, `"config"`...
+    public let workerKind: String
+    public let workerName: String
+    /// The index of a dedicated rtimer worker (`$rtimer_worker`), 0 elsewhere.
+    public let rtimerIndex: Int
+    public var logger: Logger
+    /// The configuration being collected (configuration phase only).
+    let setup: HostSetup?
+
+    // $var(...) values, by slot.
+    var vars: [PVValue] = []
+    var varSlots: [String: Int] = [:]
+    // Resolved PVs: by Lua string pointer (fast path) and by name.
+    var pvCache = PointerCache<PVAccess>()
+    var pvByName: [String: PVAccess] = [:]
+    // Queues by Lua string pointer, and the last fetched item per queue index.
+    var queueCache = PointerCache<Int>()
+    var fetched: [QueueItem?]
+    /// The message rtimer and other non-SIP callbacks run with (reused, as in Kamailio).
+    public var message = FakedMessage()
+    /// Set by `KSR.x.drop()` / `KSR.set_drop()` for the current event.
+    var dropRequested = false
+    /// Receive time of the current event (`$Ts`).
+    var eventTime: (seconds: Int, micros: Int) = (0, 0)
+
+    init(lua: LuaState, runtime: HostRuntime, phase: Phase, kind: String, name: String,
+         rtimerIndex: Int = 0, setup: HostSetup? = nil) {
+        self.lua = lua
+        self.runtime = runtime
+        self.exports = runtime.exports
+        self.phase = phase
+        self.workerKind = kind
+        self.workerName = name
+        self.rtimerIndex = rtimerIndex
+        self.setup = setup
+        self.fetched = Array(repeating: nil, count: runtime.queues.queues.count)
+        var logger = Logger(label: "script")
+        logger[metadataKey: "worker"] = .string(name)
+        self.logger = logger
+    }
+
+    /// Where the running Lua code is: `app.lua:12` (the caller of the current KSR function).
+    func scriptLocation(_ L: OpaquePointer) -> String? {
+        var buf = [CChar](repeating: 0, count: 256)
+        let line = ksr_lua_where_buf(L, 1, &buf, 256)
+        guard line >= 0 else { return nil }
+        let file = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        return "\(file.split(separator: "/").last.map(String.init) ?? file):\(line)"
+    }
+
+    /// Logs an error about the use of a KSR function, with the script location.
+    func logUsageError(_ L: OpaquePointer, _ message: String) {
+        var meta: Logger.Metadata = ["ksr.module": "kemi"]
+        if let w = scriptLocation(L) { meta["ksr.where"] = .string(w) }
+        logger.error("\(message)", metadata: meta)
+    }
+
+    /// Resolves a PV name (with caching) or returns nil after logging why.
+    func pv(_ name: String) -> PVAccess? {
+        if let a = pvByName[name] { return a }
+        do {
+            let a = try runtime.resolvePV(name, in: self)
+            pvByName[name] = a
+            return a
+        } catch {
+            logger.error("invalid pv [\(name)]: \(error.message)", metadata: ["ksr.module": "pv"])
+            return nil
+        }
+    }
+
+    /// Index of queue `name`, or nil.
+    func queueIndex(_ name: String) -> Int? { runtime.queueIndex[name] }
+}
+
+/// A tiny direct-mapped cache keyed by the address of a Lua string (short Lua strings are
+/// interned, so a literal keeps its address). Every hit is verified against the bytes, so
+/// a reused address never returns a wrong entry.
+struct PointerCache<Value> {
+    private struct Entry {
+        var address: UInt
+        var bytes: [UInt8]
+        var value: Value
+    }
+    private var slots: [Entry?] = Array(repeating: nil, count: 256)
+
+    @inline(__always)
+    private static func slot(_ address: UInt) -> Int { Int(truncatingIfNeeded: (address >> 4) ^ (address >> 12)) & 255 }
+
+    @inline(__always)
+    func lookup(_ key: UnsafeRawBufferPointer) -> Value? {
+        let address = UInt(bitPattern: key.baseAddress)
+        guard let e = slots[Self.slot(address)], e.address == address, e.bytes.count == key.count else { return nil }
+        let same = e.bytes.withUnsafeBytes { stored in
+            key.count == 0 || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0
+        }
+        return same ? e.value : nil
+    }
+
+    mutating func insert(_ key: UnsafeRawBufferPointer, _ value: Value) {
+        let address = UInt(bitPattern: key.baseAddress)
+        slots[Self.slot(address)] = Entry(address: address, bytes: Array(key), value: value)
+    }
+}
+
+/// The fake request that rtimer and other non-SIP callbacks run with, as in Kamailio:
+/// `OPTIONS sip:you@kamailio.org`, Call-ID 123, source "1.0.0.127":5060. Changes to `$ru`,
+/// `$du` and flags persist between callbacks of the same worker, as they do in Kamailio.
+public struct FakedMessage {
+    public var method = "OPTIONS"
+    public var requestURI = "sip:you@kamailio.org"
+    public let originalURI = "sip:you@kamailio.org"
+    public var destinationURI: String? = nil
+    public let fromURI = "sip:you@kamailio.org"
+    public let fromTag = "123"
+    public let toURI = "sip:you@kamailio.org"
+    public let callID = "123"
+    public let sourceIP = "1.0.0.127"
+    public let sourcePort = 5060
+    public var flags: UInt64 = 0
+    public let raw = "OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+
+    /// The headers of the faked message, in order.
+    public var headers: [(name: String, value: String)] {
+        [("Via", "SIP/2.0/UDP 127.0.0.1"), ("From", "<sip:you@kamailio.org>;tag=123"),
+         ("To", "<sip:you@kamailio.org>"), ("Call-ID", "123"), ("CSeq", "1 OPTIONS"), ("Content-Length", "0")]
+    }
+}
+
+/// The parts of a SIP URI that `$rU`, `$rd`... read. A light parser for the faked message;
+/// the SIP codec replaces it for real requests.
+struct URIParts {
+    var user: String?
+    var host: String?
+    var port: Int?
+
+    init(_ uri: String) {
+        var s = Substring(uri)
+        if let colon = s.firstIndex(of: ":"), ["sip", "sips", "tel"].contains(s[..<colon].lowercased()) {
+            s = s[s.index(after: colon)...]
+        }
+        if let end = s.firstIndex(where: { $0 == ";" || $0 == "?" || $0 == ">" }) { s = s[..<end] }
+        if let at = s.lastIndex(of: "@") {
+            let u = s[..<at]
+            user = String(u.split(separator: ":", maxSplits: 1).first ?? u)
+            s = s[s.index(after: at)...]
+        }
+        if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
+            host = String(s[...close])
+            let rest = s[s.index(after: close)...]
+            if rest.hasPrefix(":") { port = Int(rest.dropFirst()) }
+        } else if let colon = s.lastIndex(of: ":") {
+            host = String(s[..<colon])
+            port = Int(s[s.index(after: colon)...])
+        } else {
+            host = String(s)
+        }
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+
+@Suite("mqueue through ksr run")
+struct MQueueEndToEndTests {
+    static let script = luaShow + """
+        modparam("mqueue", "mqueue", "name=q;size=3")
+        modparam("mqueue", "mqueue", "name=q2;addmode=2")
+        modparam("mqueue", "mqueue", "name=q1;ADDMODE=1;")
+        modparam("mqueue", "mqueue_size", 2)
+        modparam("mqueue", "mqueue_addmode", 1)
+        modparam("mqueue", "mqueue_name", "named")
+        modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+        modparam("rtimer", "exec", "timer=t;route=ksr_t")
+        local done = false
+        local function drain(q)
+          local out = {}
+          while KSR.mqueue.mq_fetch(q) == 1 do
+            out[#out + 1] = KSR.mqueue.mqk_get(q) .. "=" .. KSR.mqueue.mqv_get(q)
+          end
+          return table.concat(out, ",")
+        end
+        function ksr_t()
+          if done then return end
+          done = true
+          local M = KSR.mqueue
+          show("size_unknown", M.mq_size("nope"))
+          show("fetch_unknown", M.mq_fetch("nope"))
+          show("add_unknown", M.mq_add("nope", "k", "v"))
+          show("size_empty", M.mq_size("q"))
+          show("fetch_empty", M.mq_fetch("q"))
+          show("k_after_failed_fetch", M.mqk_get("q"))
+          show("gete_nothing", M.mqk_gete("q"))
+          show("getw_nothing", M.mqv_getw("q"))
+          for i = 1, 5 do M.mq_add("q", "k" .. i, "v" .. i) end
+          show("size_bounded", M.mq_size("q"))
+          show("pv_size", KSR.pv.get("$mq_size(q)"))
+          show("fetch_ok", M.mq_fetch("q"))
+          show("first_key", M.mqk_get("q"))
+          show("first_val", KSR.pv.get("$mqv(q)"))
+          show("free", M.mq_pv_free("q"))
+          show("free_unknown", M.mq_pv_free("nope"))
+          show("after_free", M.mqk_get("q"))
+          show("rest", drain("q"))
+          for _, kv in ipairs({{"a","1"},{"b","2"},{"c","3"},{"b","4"},{"a","5"}}) do M.mq_add("q2", kv[1], kv[2]) end
+          show("addmode2", drain("q2"))
+          for _, kv in ipairs({{"a","1"},{"b","2"},{"a","3"}}) do show("add1_" .. kv[2], M.mq_add("q1", kv[1], kv[2])) end
+          show("addmode1", drain("q1"))
+          for _, kv in ipairs({{"a","1"},{"a","2"},{"b","3"},{"c","4"}}) do M.mq_add("named", kv[1], kv[2]) end
+          show("named", drain("named"))
+          M.mq_add("q", nil, "")
+          M.mq_fetch("q")
+          show("empty_key", M.mqk_get("q"))
+          show("empty_key_pv", KSR.pv.get("$mqk(q)"))
+          show("empty_val_pv", KSR.pv.get("$mqv(q)"))
+          M.mq_add("q", 5, 6.5)
+          M.mq_fetch("q")
+          show("num_key", M.mqk_get("q"))
+          show("num_val", M.mqv_get("q"))
+          KSR.pv.sets("$var(qn)", "q")
+          M.mq_add("q", "dyn", "amic")
+          show("dyn_size", KSR.pv.get("$mq_size($var(qn))"))
+          M.mq_fetch("q")
+          show("dyn_key", KSR.pv.get("$mqk($var(qn))"))
+          show("missing_args", M.mq_add("q", "k"))
+          show("pv_unknown_queue", KSR.pv.get("$mqk(nope)"))
+          KSR.info("DONE\\n")
+        end
+        """
+
+    @Test func returnCodesAddModesAndSlots() throws {
+        let r = try ScriptRun.run(Self.script)
+        #expect(r.status == 0, "\(r.stderr)")
+        let expected: [String: String] = [
+            "size_unknown": "-1|number", "fetch_unknown": "-1|number", "add_unknown": "-1|number",
+            "size_empty": "0|number", "fetch_empty": "-2|number", "k_after_failed_fetch": "nil|nil",
+            "gete_nothing": "nil|nil", "getw_nothing": "nil|nil",
+            "size_bounded": "3|number", "pv_size": "3|number", "fetch_ok": "1|number",
+            "first_key": "k3|string", "first_val": "v3|string", "free": "1|number", "free_unknown": "1|number",
+            "after_free": "nil|nil", "rest": "k4=v4,k5=v5|string",
+            "addmode2": "c=3,b=4,a=5|string", "add1_1": "1|number", "add1_2": "1|number", "add1_3": "1|number",
+            "addmode1": "a=1,b=2|string", "named": "b=3,c=4|string",
+            "empty_key": "|string", "empty_key_pv": "nil|nil", "empty_val_pv": "nil|nil",
+            "num_key": "5|string", "num_val": "6.5|string",
+            "dyn_size": "1|number", "dyn_key": "dyn|string", "missing_args": "false|boolean",
+            "pv_unknown_queue": "nil|nil",
+        ]
+        for (k, v) in expected { #expect(r.results[k] == v, "\(k): \(r.results[k] ?? "missing")") }
+        #expect(r.stderr.contains("mqueue not found: nope"))
+        #expect(r.stderr.contains("not enough parameters for: mqueue.mq_add"))
+    }
+
+    @Test func queuesAreSharedBetweenWorkers() throws {
+        let script = """
+            modparam("mqueue", "mqueue", "name=shared")
+            modparam("rtimer", "timer", "name=producer;interval=50000u;mode=1;")
+            modparam("rtimer", "exec", "timer=producer;route=produce")
+            modparam("rtimer", "timer", "name=consumer;interval=50000u;mode=1;")
+            modparam("rtimer", "exec", "timer=consumer;route=consume")
+            local n = 0
+            function produce() n = n + 1 KSR.mqueue.mq_add("shared", "k" .. n, "from-producer") end
+            function consume()
+              if KSR.mqueue.mq_fetch("shared") == 1 then
+                KSR.info("CONSUMED " .. KSR.mqueue.mqk_get("shared") .. " " .. KSR.mqueue.mqv_get("shared") .. "\\n")
+                KSR.info("DONE\\n")
+              end
+            end
+            """
+        let r = try ScriptRun.run(script)
+        #expect(r.stderr.contains("from-producer"))
+        #expect(r.stderr.contains("CONSUMED k1 from-producer"))
+    }
+
+    @Test func persistenceSurvivesARestart() throws {
+        let dir = TempDir()
+        let db = dir.path("queues.db")
+        let producer = """
+            modparam("mqueue", "db_url", "sqlite://\(db)")
+            modparam("mqueue", "mqueue", "name=saved;dbmode=1")
+            modparam("mqueue", "mqueue", "name=appendonly;dbmode=3")
+            modparam("mqueue", "mqueue", "name=volatile")
+            modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+            modparam("rtimer", "exec", "timer=t;route=fill")
+            local done = false
+            function fill()
+              if done then return end
+              done = true
+              KSR.mqueue.mq_add("saved", "k1", "v1")
+              KSR.mqueue.mq_add("saved", "", "empty key")
+              KSR.mqueue.mq_add("saved", "empty value", "")
+              KSR.mqueue.mq_add("saved", "k4", "v4 with 'quotes' and ünïcode")
+              KSR.mqueue.mq_add("appendonly", "a", "1")
+              KSR.mqueue.mq_add("volatile", "x", "y")
+              KSR.info("DONE\\n")
+            end
+            """
+        let first = try ScriptRun.run(producer)
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("queue [saved] saved in db (4 items)"))
+        #expect(first.stderr.contains("queue [appendonly] saved in db (1 items)"))
+
+        let consumer = luaShow + """
+            modparam("mqueue", "db_url", "sqlite://\(db)")
+            modparam("mqueue", "mqueue", "name=saved;dbmode=1")
+            modparam("mqueue", "mqueue", "name=appendonly;dbmode=3")
+            modparam("mqueue", "mqueue", "name=volatile")
+            modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+            modparam("rtimer", "exec", "timer=t;route=read")
+            local done = false
+            function read()
+              if done then return end
+              done = true
+              local out = {}
+              while KSR.mqueue.mq_fetch("saved") == 1 do
+                out[#out + 1] = "[" .. KSR.mqueue.mqk_get("saved") .. "=" .. KSR.mqueue.mqv_get("saved") .. "]"
+              end
+              show("saved", table.concat(out))
+              show("appendonly", KSR.mqueue.mq_size("appendonly"))
+              show("volatile", KSR.mqueue.mq_size("volatile"))
+              KSR.mqueue.mq_add("appendonly", "b", "2")
+              KSR.info("DONE\\n")
+            end
+            """
+        let second = try ScriptRun.run(consumer)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.results["saved"] == "[k1=v1][=empty key][empty value=][k4=v4 with 'quotes' and ünïcode]|string")
+        #expect(second.results["appendonly"] == "0|number")  // dbmode 3: saved, never loaded
+        #expect(second.results["volatile"] == "0|number")
+        // dbmode 3 appends: both runs' items are in the table now.
+        let rows = try KSR.sqlite(db, "SELECT key || '=' || val FROM appendonly ORDER BY id")
+        #expect(rows == ["a=1", "b=2"])
+        // dbmode 1 emptied the table at load and saved nothing new (the queue was drained).
+        #expect(try KSR.sqlite(db, "SELECT count(*) FROM saved") == ["0"])
+    }
+}
+
+extension KSR {
+    /// Runs a query with the sqlite3 command-line tool (installed by scripts/setup --test).
+    static func sqlite(_ db: String, _ sql: String) throws -> [String] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        p.arguments = [db, sql]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+}

@@ -1,0 +1,8 @@
+-- The Lua side of samples/kamailio.cfg.
+
+function ksr_heartbeat(evname)
+    KSR.pv.seti("$shv(beats)", KSR.pv.get("$shv(beats)") + 1)
+    KSR.mqueue.mq_add("events", "beat", tostring(KSR.pv.get("$shv(beats)")))
+    KSR.info("heartbeat " .. KSR.pv.get("$shv(beats)") .. ", events queued: "
+        .. KSR.mqueue.mq_size("events") .. "\n")
+end
