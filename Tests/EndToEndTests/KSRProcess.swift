@@ -41,8 +41,8 @@ struct KSR {
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             outURL = dir.appendingPathComponent("stdout")
             errURL = dir.appendingPathComponent("stderr")
-            FileManager.default.createFile(atPath: outURL.path, contents: nil)
-            FileManager.default.createFile(atPath: errURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
             process.executableURL = URL(fileURLWithPath: KSR.binary)
             process.arguments = args
             if let cwd { process.currentDirectoryURL = cwd }

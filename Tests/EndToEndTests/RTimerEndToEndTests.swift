@@ -34,7 +34,8 @@ struct RTimerEndToEndTests {
             modparam("rtimer", "exec", "timer=a;route=on_a")
             function on_a(ev) KSR.info("A-TICK " .. ev .. " worker=" .. KSR.pv.get("$rtimer_worker") .. "\\n") end
             """
-        let p = try KSR.Running(["run", TempDir().write("a.lua", script)])
+        let dir = TempDir()
+        let p = try KSR.Running(["run", dir.write("a.lua", script)])
         #expect(p.waitForStderr(timeout: 15) { $0.lines(containing: "A-TICK rtimer worker=0").count >= 2 })
         #expect(p.stop(SIGINT) == 0)
         #expect(p.stderr.contains("stopped"))
