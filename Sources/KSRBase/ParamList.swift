@@ -16,11 +16,11 @@ public struct ParamList: Sendable, Equatable {
     public init(parsing text: String) throws(ParamError) {
         var entries: [Entry] = []
         var body = Substring(text)
-        while let last = body.last, last == " " || last == "\t" || last == "\r" || last == "\n" {
+        while let last = body.last, last.isWhitespace {
             body.removeLast()
         }
         if body.hasSuffix(";") { body.removeLast() }
-        if body.allSatisfy({ $0 == " " || $0 == "\t" }) {
+        if body.allSatisfy(\.isWhitespace) {
             throw ParamError("empty parameter value")
         }
         for part in Self.split(body) {
@@ -48,7 +48,8 @@ public struct ParamList: Sendable, Equatable {
 
     /// Names that are not in `known` (case-insensitive), in order.
     public func unknownNames(known: Set<String>) -> [String] {
-        entries.map(\.name).filter { !known.contains($0.lowercased()) }
+        let lowered = Set(known.map { $0.lowercased() })
+        return entries.map(\.name).filter { !lowered.contains($0.lowercased()) }
     }
 
     /// Splits on `;` outside double quotes.
@@ -73,7 +74,8 @@ public struct ParamList: Sendable, Equatable {
 extension StringProtocol {
     /// The text without leading and trailing spaces, tabs and line breaks.
     public func trimmingSpaces() -> SubSequence {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }
+        // Character.isWhitespace also covers "\r\n", which Swift treats as one Character.
+        let isSpace: (Character) -> Bool = { $0.isWhitespace }
         guard let first = firstIndex(where: { !isSpace($0) }) else { return self[endIndex...] }
         let last = lastIndex(where: { !isSpace($0) })!
         return self[first...last]
