@@ -8,8 +8,14 @@ import LuaBridge
 /// the result. It never raises.
 let kemiDispatcher: LuaDispatcher = { L, id in
     guard let L, let raw = LuaState.context(of: L) else { return 0 }
-    let ctx = Unmanaged<WorkerContext>.fromOpaque(raw).takeUnretainedValue()
-    let export = ctx.exports[Int(id)]
+    // The worker keeps its context alive while its Lua state runs: no retain needed here.
+    return Unmanaged<WorkerContext>.fromOpaque(raw)._withUnsafeGuaranteedRef { ctx in
+        ctx.exportTable[Int(id)]._withUnsafeGuaranteedRef { export in dispatch(ctx, L, export) }
+    }
+}
+
+@inline(__always)
+private func dispatch(_ ctx: WorkerContext, _ L: OpaquePointer, _ export: KEMIExport) -> Int32 {
     let args = LuaArgs(L)
     let wanted = Int32(export.params.count)
     let push = LuaPush(L)

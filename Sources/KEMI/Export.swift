@@ -37,7 +37,7 @@ public enum KEMIValue: Sendable {
 
 /// One function exported to Lua as `KSR.<module>.<name>` (or `KSR.<name>` for the core).
 /// The KSR table, the editor stubs and the API list are all built from these declarations.
-public struct KEMIExport: Sendable {
+public final class KEMIExport: Sendable {
     /// `""` for core functions (`KSR.info`), a module name otherwise (`KSR.pv.get`),
     /// or `"_G"` for a global configuration function (`modparam`).
     public let module: String

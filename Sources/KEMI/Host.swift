@@ -269,7 +269,7 @@ final class ScriptWorker: WorkerBody {
         lua.setContext(Unmanaged.passUnretained(ctx).toOpaque())
         try KSRTable.install(ctx)
         for (n, v) in runtime.setup.varInit {
-            if let acc = ctx.pv("$var(\(n))") { _ = acc.set?(ctx, v) }
+            if let acc = ctx.pv("$var(\(n))") { _ = acc.assign(ctx, v) }
         }
         try lua.runFile(script)
         ctx.phase = .running

@@ -47,10 +47,39 @@ public final class PVAccess {
     public let get: (WorkerContext) -> PVValue
     /// `nil` for read-only variables (setting them is a silent no-op that succeeds, as in Kamailio).
     public let set: ((WorkerContext, PVValue) -> Bool)?
+    /// For `$var(...)`: the worker's slot, read and written directly by `KSR.pv.*` (the hot
+    /// path of most scripts) without going through the closures; -1 otherwise.
+    let varSlot: Int
 
     public init(get: @escaping (WorkerContext) -> PVValue, set: ((WorkerContext, PVValue) -> Bool)? = nil) {
         self.get = get
         self.set = set
+        self.varSlot = -1
+    }
+
+    init(varSlot slot: Int) {
+        self.varSlot = slot
+        self.get = { $0.vars[slot] }
+        self.set = { c, v in
+            c.setVar(slot, v)
+            return true
+        }
+    }
+
+    /// The value in worker `ctx`.
+    @inline(__always)
+    func value(_ ctx: WorkerContext) -> PVValue {
+        varSlot >= 0 ? ctx.vars[varSlot] : get(ctx)
+    }
+
+    /// Sets the value; `true` on success (read-only variables: `true`, nothing changes).
+    @inline(__always)
+    func assign(_ ctx: WorkerContext, _ v: PVValue) -> Bool {
+        if varSlot >= 0 {
+            ctx.setVar(varSlot, v)
+            return true
+        }
+        return set?(ctx, v) ?? true
     }
 }
 

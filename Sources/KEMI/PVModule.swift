@@ -8,6 +8,12 @@ import Glibc
 #endif
 
 extension WorkerContext {
+    /// Sets `$var` slot `slot`; null (unset) reads as integer 0 afterwards, as in Kamailio.
+    @inline(__always)
+    func setVar(_ slot: Int, _ v: PVValue) {
+        if case .null = v { vars[slot] = .int(0) } else { vars[slot] = v }
+    }
+
     /// The PV named by argument `i`: found by the Lua string's address when seen before
     /// (no allocation, no parsing), else parsed and cached.
     @inline(__always)
@@ -62,7 +68,7 @@ struct PVModule: KEMIModule {
         func getter(_ fn: String, _ doc: String, missing: KEMIValue) -> KEMIExport {
             KEMIExport("pv", fn, [("name", .str)], returns: .xval, doc: doc) { ctx, args in
                 guard let acc = ctx.pvAccess(args, 1) else { return missing }
-                switch acc.get(ctx) {
+                switch acc.value(ctx) {
                 case .null: return missing
                 case .int(let i): return .int(i)
                 case .string(let s): return .string(s)
@@ -76,7 +82,7 @@ struct PVModule: KEMIModule {
             KEMIExport("pv", "geti", [("name", .str)], returns: .int,
                        doc: "The value as an integer: strings parsed as decimal (else 0), null gives 0.") { ctx, args in
                 guard let acc = ctx.pvAccess(args, 1) else { return .int(0) }
-                switch acc.get(ctx) {
+                switch acc.value(ctx) {
                 case .null: return .int(0)
                 case .int(let i): return .int(i)
                 case .string(let s): return .int(Int(s.trimmingSpaces()) ?? 0)
@@ -86,7 +92,7 @@ struct PVModule: KEMIModule {
                        doc: "The value, or the given string when null or invalid.") { ctx, args in
                 let dflt = KEMIValue.string(args.string(2) ?? "")
                 guard let acc = ctx.pvAccess(args, 1) else { return dflt }
-                switch acc.get(ctx) {
+                switch acc.value(ctx) {
                 case .null: return dflt
                 case .int(let i): return .int(i)
                 case .string(let s): return .string(s)
@@ -96,7 +102,7 @@ struct PVModule: KEMIModule {
                        doc: "The value, or the given integer when null or invalid.") { ctx, args in
                 let dflt = KEMIValue.int(Int(args.int32(2)))
                 guard let acc = ctx.pvAccess(args, 1) else { return dflt }
-                switch acc.get(ctx) {
+                switch acc.value(ctx) {
                 case .null: return dflt
                 case .int(let i): return .int(i)
                 case .string(let s): return .string(s)
@@ -109,21 +115,21 @@ struct PVModule: KEMIModule {
                     ctx.logUsageError(args.L, "pv.sets: the value is not a string")
                     return .bool(false)
                 }
-                return .bool(acc.set?(ctx, .string(v)) ?? true)
+                return .bool(acc.assign(ctx, .string(v)))
             },
             KEMIExport("pv", "seti", [("name", .str), ("value", .int)], returns: .bool,
                        doc: "Sets an integer value; true on success.") { ctx, args in
                 guard let acc = ctx.pvAccess(args, 1) else { return .bool(false) }
-                return .bool(acc.set?(ctx, .int(Int(args.int32(2)))) ?? true)
+                return .bool(acc.assign(ctx, .int(Int(args.int32(2)))))
             },
             KEMIExport("pv", "unset", [("name", .str)], returns: .bool, doc: "Sets the variable to null.") { ctx, args in
                 guard let acc = ctx.pvAccess(args, 1) else { return .bool(false) }
-                return .bool(acc.set?(ctx, .null) ?? true)
+                return .bool(acc.assign(ctx, .null))
             },
             KEMIExport("pv", "is_null", [("name", .str)], returns: .bool,
                        doc: "Whether the value is null, or the name is unknown or invalid.") { ctx, args in
                 guard let acc = ctx.pvAccess(args, 1) else { return .bool(true) }
-                if case .null = acc.get(ctx) { return .bool(true) }
+                if case .null = acc.value(ctx) { return .bool(true) }
                 return .bool(false)
             },
         ]
@@ -141,10 +147,7 @@ struct PVModule: KEMIModule {
                     ctx.varSlots[name] = slot
                     ctx.vars.append(.int(0))
                 }
-                return PVAccess(get: { $0.vars[slot] }, set: { c, v in
-                    if case .null = v { c.vars[slot] = .int(0) } else { c.vars[slot] = v }
-                    return true
-                })
+                return PVAccess(varSlot: slot)
             },
             PVClass("shv", argument: .required, doc: "Variable shared by all workers; never set reads as integer 0, unset as \"\".") { ctx, arg throws(ParamError) in
                 let cell = ctx.runtime.shared.cell(arg!)

@@ -114,12 +114,12 @@ public final class HostRuntime: Sendable {
             let inner = try resolvePV(String(a), in: ctx)
             return PVAccess(
                 get: { c in
-                    guard let v = inner.get(c).text, let acc = try? cls.resolve(c, v) else { return .null }
-                    return acc.get(c)
+                    guard let v = inner.value(c).text, let acc = try? cls.resolve(c, v) else { return .null }
+                    return acc.value(c)
                 },
                 set: { c, value in
-                    guard let v = inner.get(c).text, let acc = try? cls.resolve(c, v) else { return false }
-                    return acc.set?(c, value) ?? true
+                    guard let v = inner.value(c).text, let acc = try? cls.resolve(c, v) else { return false }
+                    return acc.assign(c, value)
                 })
         }
         return try cls.resolve(ctx, arg.map(String.init))

@@ -21,6 +21,8 @@ public final class WorkerContext {
     public let lua: LuaState
     public let runtime: HostRuntime
     public let exports: [KEMIExport]
+    /// The exports as unretained references, indexed by id, for the dispatcher.
+    let exportTable: UnsafeMutablePointer<Unmanaged<KEMIExport>>
     public internal(set) var phase: Phase
     /// `"rtimer"`, `"timer"`, `"config"`...
     public let workerKind: String
@@ -52,6 +54,8 @@ public final class WorkerContext {
         self.lua = lua
         self.runtime = runtime
         self.exports = runtime.exports
+        exportTable = .allocate(capacity: max(runtime.exports.count, 1))
+        for (i, e) in runtime.exports.enumerated() { (exportTable + i).initialize(to: .passUnretained(e)) }
         self.phase = phase
         self.workerKind = kind
         self.workerName = name
@@ -61,6 +65,10 @@ public final class WorkerContext {
         var logger = Logger(label: "script")
         logger[metadataKey: "worker"] = .string(name)
         self.logger = logger
+    }
+
+    deinit {
+        exportTable.deallocate()
     }
 
     /// Where the running Lua code is: `app.lua:12` (the caller of the current KSR function).
@@ -97,15 +105,30 @@ public final class WorkerContext {
 }
 
 /// A tiny direct-mapped cache keyed by the address of a Lua string (short Lua strings are
-/// interned, so a literal keeps its address). Every hit is verified against the bytes, so
-/// a reused address never returns a wrong entry.
-struct PointerCache<Value> {
-    private struct Entry {
-        var address: UInt
-        var bytes: [UInt8]
-        var value: Value
+/// interned, so a literal keeps its address). Every hit is verified against the bytes, so a
+/// reused address never returns a wrong entry. Lookups neither allocate nor hash.
+final class PointerCache<Value> {
+    private static var size: Int { 256 }
+    private let addresses = UnsafeMutablePointer<UInt>.allocate(capacity: 256)
+    private let lengths = UnsafeMutablePointer<Int>.allocate(capacity: 256)
+    private let keys = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: 256)
+    private let values = UnsafeMutablePointer<Value?>.allocate(capacity: 256)
+
+    init() {
+        addresses.initialize(repeating: 0, count: Self.size)
+        lengths.initialize(repeating: -1, count: Self.size)
+        keys.initialize(repeating: nil, count: Self.size)
+        values.initialize(repeating: nil, count: Self.size)
     }
-    private var slots: [Entry?] = Array(repeating: nil, count: 256)
+
+    deinit {
+        for i in 0..<Self.size { keys[i]?.deallocate() }
+        values.deinitialize(count: Self.size)
+        addresses.deallocate()
+        lengths.deallocate()
+        keys.deallocate()
+        values.deallocate()
+    }
 
     @inline(__always)
     private static func slot(_ address: UInt) -> Int { Int(truncatingIfNeeded: (address >> 4) ^ (address >> 12)) & 255 }
@@ -113,16 +136,22 @@ struct PointerCache<Value> {
     @inline(__always)
     func lookup(_ key: UnsafeRawBufferPointer) -> Value? {
         let address = UInt(bitPattern: key.baseAddress)
-        guard let e = slots[Self.slot(address)], e.address == address, e.bytes.count == key.count else { return nil }
-        let same = e.bytes.withUnsafeBytes { stored in
-            key.count == 0 || memcmp(stored.baseAddress!, key.baseAddress!, key.count) == 0
-        }
-        return same ? e.value : nil
+        let i = Self.slot(address)
+        guard addresses[i] == address, lengths[i] == key.count, let stored = keys[i] else { return nil }
+        guard key.count == 0 || memcmp(stored, key.baseAddress!, key.count) == 0 else { return nil }
+        return values[i]
     }
 
-    mutating func insert(_ key: UnsafeRawBufferPointer, _ value: Value) {
+    func insert(_ key: UnsafeRawBufferPointer, _ value: Value) {
         let address = UInt(bitPattern: key.baseAddress)
-        slots[Self.slot(address)] = Entry(address: address, bytes: Array(key), value: value)
+        let i = Self.slot(address)
+        keys[i]?.deallocate()
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(key.count, 1), alignment: 1)
+        if key.count > 0 { copy.copyMemory(from: key.baseAddress!, byteCount: key.count) }
+        keys[i] = copy
+        addresses[i] = address
+        lengths[i] = key.count
+        values[i] = value
     }
 }
 
