@@ -167,6 +167,7 @@ public final class Host: @unchecked Sendable {
         guard let url = setup.dbURL else { return }
         do throws(ParamError) {
             _ = try SQLiteQueueStore.path(fromURL: url)
+            try SQLiteQueueStore.checkTableNames(setup.queues.queues.map(\.definition).filter { $0.dbMode != .none })
         } catch {
             let loc = setup.records.first { $0.module == "mqueue" && $0.param == "db_url" }?.location
             setup.errors.append(ConfigError(error.message, at: loc, context: "modparam(\"mqueue\", \"db_url\", \"\(url)\")"))
