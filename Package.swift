@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
-        .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore"], swiftSettings: strict),
+        .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ksr"],

@@ -34,7 +34,7 @@ public struct ConfigFailure: Error, CustomStringConvertible {
 }
 
 /// The host: configuration phase, workers, shutdown.
-public final class Host: @unchecked Sendable {
+public final class ScriptHost: @unchecked Sendable {
     /// Every module KSRHost provides, in the order their exports are numbered.
     public static let modules: [any KEMIModule] =
         [CoreModule(), PVModule(), KemixModule(), RTimerModule(), MQueueModule(), AppLuaModule(), ConfigModule()]
@@ -57,7 +57,7 @@ public final class Host: @unchecked Sendable {
 
     /// Reads the configuration (kamailio.cfg, then the script's top level in a Lua state of its
     /// own) and checks it: parameters, timers and their Lua functions, queues, database URL.
-    public static func configure(_ options: HostOptions) throws(ConfigFailure) -> Host {
+    public static func configure(_ options: HostOptions) throws(ConfigFailure) -> ScriptHost {
         let setup = HostSetup()
         setup.defines = options.defines
         if let cfg = options.cfgFile { try readConfigFile(cfg, options: options, into: setup) }
@@ -90,7 +90,7 @@ public final class Host: @unchecked Sendable {
         }
         checkQueues(setup)
         if !setup.errors.isEmpty { throw ConfigFailure(setup.errors) }
-        return Host(runtime: HostRuntime(setup: setup, modules: modules), script: script, warnings: setup.warnings)
+        return ScriptHost(runtime: HostRuntime(setup: setup, modules: modules), script: script, warnings: setup.warnings)
     }
 
     private static func resolveScript(_ options: HostOptions, _ setup: HostSetup) -> String? {
@@ -288,8 +288,9 @@ final class ScriptWorker: WorkerBody {
     func fireDue(now: UInt64) {
         for (id, tick) in timerSet.fireDue(now: now) {
             let timer = timers[id]
-            if tick.skipped > 0 {
-                logger.debug("timer [\(timer.name)] late by \(tick.lateness / 1000) µs: \(tick.skipped) ticks skipped",
+            // A late tick runs once; missed deadlines are skipped, not stacked up.
+            if tick.skipped > 0 || tick.lateness > timer.interval.nanoseconds / 2 {
+                logger.debug("timer [\(timer.name)] late by \(tick.lateness / 1000) µs, \(tick.skipped) ticks skipped",
                              metadata: ["ksr.module": "rtimer"])
             }
             for exec in timer.execs { run(exec.route, "rtimer") }

@@ -1,7 +1,7 @@
 /// The lua-language-server `---@meta` file for every exported KSR function, generated from the
 /// same declarations that bind them (`ksr stubs`; checked in as `lua/ksr.lua`).
 public enum Stubs {
-    public static func generate(modules: [any KEMIModule] = Host.modules) -> String {
+    public static func generate(modules: [any KEMIModule] = ScriptHost.modules) -> String {
         var out = """
         ---@meta
         -- KSR: the Kamailio KEMI API as provided by KSRHost.

@@ -108,17 +108,23 @@ public struct KSRLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        StandardError.write(render(level: event.level, message: "\(event.message)", metadata: event.metadata))
+    }
+
+    /// One log line, with its newline, in this handler's format.
+    public func render(level: Logger.Level, message text: String, metadata extra: Logger.Metadata?,
+                       timestamp: String = KSRLogHandler.timestamp()) -> String {
         var merged = metadata
-        if let m = event.metadata { merged.merge(m) { _, new in new } }
+        if let m = extra { merged.merge(m) { _, new in new } }
         let module = merged.removeValue(forKey: "ksr.module").map { "\($0)" } ?? label
         let whereText = merged.removeValue(forKey: "ksr.where").map { "\($0)" }
         let worker = merged.removeValue(forKey: "worker").map { "\($0)" }
-        var message = "\(event.message)"
+        var message = text
         while message.hasSuffix("\n") { message.removeLast() }
         let line: String
         switch format {
         case .text:
-            var s = (worker ?? "main") + " \(KamailioLogLevel.label(event.level)): <\(module)>"
+            var s = (worker ?? "main") + " \(KamailioLogLevel.label(level)): <\(module)>"
             if let whereText { s += " [\(whereText)]" }
             s += ": " + message
             if !merged.isEmpty {
@@ -126,7 +132,7 @@ public struct KSRLogHandler: LogHandler {
             }
             line = s + "\n"
         case .json:
-            var s = "{\"ts\":\(JSON.quote(Self.timestamp())),\"level\":\(JSON.quote(event.level.rawValue))"
+            var s = "{\"ts\":\(JSON.quote(timestamp)),\"level\":\(JSON.quote(level.rawValue))"
             s += ",\"module\":\(JSON.quote(module))"
             if let worker { s += ",\"worker\":\(JSON.quote(worker))" }
             if let whereText { s += ",\"where\":\(JSON.quote(whereText))" }
@@ -134,10 +140,11 @@ public struct KSRLogHandler: LogHandler {
             for (k, v) in merged.sorted(by: { $0.key < $1.key }) { s += ",\(JSON.quote(k)):\(JSON.quote("\(v)"))" }
             line = s + "}\n"
         }
-        StandardError.write(line)
+        return line
     }
 
-    static func timestamp() -> String {
+    /// The current UTC time as ISO 8601 with milliseconds.
+    public static func timestamp() -> String {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         var t = ts.tv_sec

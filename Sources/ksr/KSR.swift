@@ -126,9 +126,9 @@ extension KSRCommand {
             pthread_sigmask(SIG_BLOCK, &set, nil)
 
             options.bootstrapLogging(debug: nil)
-            let host: Host
+            let host: ScriptHost
             do {
-                host = try Host.configure(options.hostOptions)
+                host = try ScriptHost.configure(options.hostOptions)
             } catch {
                 throw fail(error)
             }
@@ -157,9 +157,9 @@ extension KSRCommand {
 
         func run() throws {
             options.bootstrapLogging(debug: nil)
-            let host: Host
+            let host: ScriptHost
             do {
-                host = try Host.configure(options.hostOptions)
+                host = try ScriptHost.configure(options.hostOptions)
             } catch {
                 throw fail(error)
             }
@@ -181,7 +181,7 @@ extension KSRCommand {
         static let configuration = CommandConfiguration(abstract: "Print the version.")
 
         func run() throws {
-            print("ksr \(KSRVersion.string) (KEMI 2.0, \(Host.luaVersion))")
+            print("ksr \(KSRVersion.string) (KEMI 2.0, \(ScriptHost.luaVersion))")
         }
     }
 }
