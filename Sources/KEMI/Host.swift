@@ -107,7 +107,9 @@ public final class ScriptHost: @unchecked Sendable {
     private static func readConfigFile(_ path: String, options: HostOptions, into setup: HostSetup) throws(ConfigFailure) {
         let directives: [KamailioConfigFile.Directive]
         do {
-            directives = try KamailioConfigFile.parse(path: path, defines: options.defines)
+            let file = try KamailioConfigFile.read(path: path, defines: options.defines)
+            directives = file.directives
+            setup.defines = file.defines
         } catch {
             throw ConfigFailure([error])
         }

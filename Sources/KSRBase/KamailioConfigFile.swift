@@ -102,6 +102,14 @@ public struct KamailioConfigFile: Sendable {
     /// - Parameter defines: names defined before the file is read, like `kamailio -A NAME=VALUE`
     ///   (an empty value is `-A NAME`).
     public static func parse(path: String, defines: [String: String] = [:]) throws(ConfigError) -> [Directive] {
+        try read(path: path, defines: defines).directives
+    }
+
+    /// Like `parse(path:defines:)`, also giving the names defined at the end of the file
+    /// (for `KSR.kx.get_def`).
+    public static func read(
+        path: String, defines: [String: String] = [:]
+    ) throws(ConfigError) -> (directives: [Directive], defines: [String: String]) {
         let bytes: [UInt8]
         switch readWholeFile(path) {
         case .success(let b): bytes = b
@@ -115,17 +123,19 @@ public struct KamailioConfigFile: Sendable {
     public static func parse(
         text: String, file: String, defines: [String: String] = [:]
     ) throws(ConfigError) -> [Directive] {
-        try run(bytes: Array(text.utf8), file: file, defines: defines)
+        try run(bytes: Array(text.utf8), file: file, defines: defines).directives
     }
 
-    private static func run(bytes: [UInt8], file: String, defines: [String: String]) throws(ConfigError) -> [Directive] {
+    private static func run(
+        bytes: [UInt8], file: String, defines: [String: String]
+    ) throws(ConfigError) -> (directives: [Directive], defines: [String: String]) {
         for name in defines.keys.sorted() where !isCfgIdentifier(name) {
             throw ConfigError("invalid define name '\(name)': letters, digits and '_' only, not starting with a digit")
         }
         let session = CfgSession(defines: defines)
         session.includeStack = [(canonical: canonicalPath(file) ?? file, display: file)]
         try session.parseFile(bytes: bytes, file: file)
-        return session.directives
+        return (session.directives, session.defines)
     }
 }
 
