@@ -24,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Lua 5.4 from the system (Debian: liblua5.4-dev) plus the C shim: macros as functions,
@@ -60,15 +63,31 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // JSON-RPC 2.0 (HTTP POST /RPC on TCP and on a unix socket), GET /metrics, and the
+        // client `ksr rpc` uses. Knows nothing of Lua or of the engines: methods are registered.
+        .target(
+            name: "Control",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "KEMI",
-            dependencies: ["KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite"],
+            dependencies: [
+                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: hotPath
         ),
         .executableTarget(
             name: "ksr",
             dependencies: [
-                "KEMI", "KSRCore",
+                "KEMI", "KSRCore", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -80,6 +99,7 @@ let package = Package(
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
+        .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
         .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",

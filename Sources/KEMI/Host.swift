@@ -5,6 +5,7 @@ import LuaBridge
 import MQueue
 import MQueueSQLite
 import RTimer
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -40,17 +41,28 @@ public final class ScriptHost: @unchecked Sendable {
         [CoreModule(), PVModule(), KemixModule(), RTimerModule(), MQueueModule(), AppLuaModule(), ConfigModule()]
         + CompatModule.all
 
-    public let runtime: HostRuntime
+    /// The running configuration; replaced by a successful reload.
+    public var runtime: HostRuntime { state.withLock { $0.runtime } }
     public let script: String
     public let warnings: [String]
-    private var workers: [Worker] = []
-    private var store: SQLiteQueueStore?
-    private let logger = Logger(label: "core")
+    let options: HostOptions
+    let logger = Logger(label: "core")
+    let state: Mutex<State>
 
-    private init(runtime: HostRuntime, script: String, warnings: [String]) {
-        self.runtime = runtime
+    struct State {
+        var runtime: HostRuntime
+        var workers: [Worker] = []
+        var timerStates: [TimerState] = []
+        var store: SQLiteQueueStore?
+        var startedAt: (seconds: Int, micros: Int) = WallClock.now()
+        var reloads = 0
+    }
+
+    private init(runtime: HostRuntime, script: String, warnings: [String], options: HostOptions) {
+        self.state = Mutex(State(runtime: runtime))
         self.script = script
         self.warnings = warnings
+        self.options = options
     }
 
     // MARK: - configuration phase
@@ -90,7 +102,8 @@ public final class ScriptHost: @unchecked Sendable {
         }
         checkQueues(setup)
         if !setup.errors.isEmpty { throw ConfigFailure(setup.errors) }
-        return ScriptHost(runtime: HostRuntime(setup: setup, modules: modules), script: script, warnings: setup.warnings)
+        return ScriptHost(runtime: HostRuntime(setup: setup, modules: modules), script: script, warnings: setup.warnings,
+                          options: options)
     }
 
     private static func resolveScript(_ options: HostOptions, _ setup: HostSetup) -> String? {
@@ -180,142 +193,11 @@ public final class ScriptHost: @unchecked Sendable {
         access(path, R_OK) == 0
     }
 
-    // MARK: - running
-
-    /// Loads persisted queues, then starts the workers; each loads the script in its own state.
-    public func start() throws(ConfigFailure) {
-        let setup = runtime.setup
-        if let url = setup.dbURL, runtime.queueList.contains(where: { $0.definition.dbMode != .none }) {
-            do {
-                let store = try SQLiteQueueStore(url: url)
-                self.store = store
-                for q in runtime.queueList where q.definition.dbMode.loadsAtStartup {
-                    let n = try store.load(into: q)
-                    logger.info("loaded \(n) items of queue [\(q.definition.name)] from the database", metadata: ["ksr.module": "mqueue"])
-                }
-            } catch {
-                throw ConfigFailure([ConfigError("mqueue database: \(error)")])
-            }
-        }
-        let start = SystemClock().nowNanos()
-        let runtime = self.runtime
-        let script = self.script
-        for w in setup.rtimer.workers {
-            switch w {
-            case .shared(let timers):
-                workers.append(Worker(name: "timer", kind: "timer", index: 0) { _ in
-                    try ScriptWorker(runtime: runtime, script: script, kind: "timer", name: "timer", rtimerIndex: 0,
-                                     timers: timers, start: start)
-                })
-            case .dedicated(let timer, let index):
-                let name = "rtimer:\(timer.name)/\(index)"
-                workers.append(Worker(name: name, kind: "rtimer", index: index) { _ in
-                    try ScriptWorker(runtime: runtime, script: script, kind: "rtimer", name: name, rtimerIndex: index,
-                                     timers: [timer], start: start)
-                })
-            }
-        }
-        for w in workers { w.start() }
-        var failures: [ConfigError] = []
-        for w in workers {
-            if let failure = w.waitStarted() { failures.append(ConfigError("worker \(w.name) failed to start: \(failure)")) }
-        }
-        if !failures.isEmpty {
-            stop()
-            throw ConfigFailure(failures)
-        }
-        logger.info("started: \(workers.count) workers, \(setup.rtimer.timers.count) timers, \(runtime.queueList.count) queues",
-                    metadata: ["ksr.module": "core"])
-    }
-
-    /// Stops every worker, then saves the queues that have a database mode that saves.
-    public func stop() {
-        for w in workers { w.stop() }
-        for w in workers { w.join() }
-        workers.removeAll()
-        guard let url = runtime.setup.dbURL else { return }
-        let toSave = runtime.queueList.filter { $0.definition.dbMode.savesAtShutdown }
-        guard !toSave.isEmpty else { return }
-        do {
-            let store = try self.store ?? SQLiteQueueStore(url: url)
-            for q in toSave {
-                let n = try store.save(from: q)
-                logger.info("queue [\(q.definition.name)] saved in db (\(n) items)", metadata: ["ksr.module": "mqueue"])
-            }
-        } catch {
-            logger.error("saving queues failed: \(error)", metadata: ["ksr.module": "mqueue"])
-        }
-    }
-
     /// How many rtimer timers the configuration defines.
     public var timerCount: Int { runtime.setup.rtimer.timers.count }
 
     /// The Lua version scripts run on.
     public static var luaVersion: String { LuaVersion.string }
 
-    /// Worker names and kinds, for status output.
-    public var workerNames: [String] { workers.map(\.name) }
 }
 
-/// A worker that runs the script: its own Lua state, loaded once, and the timers it serves.
-final class ScriptWorker: WorkerBody {
-    let lua: LuaState
-    let ctx: WorkerContext
-    private var timerSet = TimerSet<Int>()
-    private let timers: [TimerDefinition]
-    private let logger: Logger
-
-    init(runtime: HostRuntime, script: String, kind: String, name: String, rtimerIndex: Int,
-         timers: [TimerDefinition], start: UInt64) throws {
-        lua = try LuaState()
-        ctx = WorkerContext(lua: lua, runtime: runtime, phase: .loading, kind: kind, name: name, rtimerIndex: rtimerIndex)
-        lua.setContext(Unmanaged.passUnretained(ctx).toOpaque())
-        try KSRTable.install(ctx)
-        for (n, v) in runtime.setup.varInit {
-            if let acc = ctx.pv("$var(\(n))") { _ = acc.assign(ctx, v) }
-        }
-        try lua.runFile(script)
-        ctx.phase = .running
-        self.timers = timers
-        for (i, t) in timers.enumerated() {
-            timerSet.add(i, schedule: PeriodicSchedule(start: start, interval: t.interval.nanoseconds))
-        }
-        var l = Logger(label: "rtimer")
-        l[metadataKey: "worker"] = .string(name)
-        logger = l
-    }
-
-    func nextDeadline() -> UInt64? { timerSet.nextDeadline }
-
-    func fireDue(now: UInt64) {
-        for (id, tick) in timerSet.fireDue(now: now) {
-            let timer = timers[id]
-            // A late tick runs once; missed deadlines are skipped, not stacked up.
-            if tick.skipped > 0 || tick.lateness > timer.interval.nanoseconds / 2 {
-                logger.debug("timer [\(timer.name)] late by \(tick.lateness / 1000) µs, \(tick.skipped) ticks skipped",
-                             metadata: ["ksr.module": "rtimer"])
-            }
-            for exec in timer.execs { run(exec.route, "rtimer") }
-        }
-    }
-
-    /// Runs one event callback as a coroutine; errors are logged with the traceback.
-    func run(_ function: String, _ argument: String) {
-        ctx.eventTime = WallClock.now()
-        ctx.dropRequested = false
-        switch lua.callGlobal(function, args: [argument]) {
-        case .returned:
-            break
-        case .missing:
-            logger.debug("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
-        case .failed(let error):
-            logger.error("error from Lua: \(error.traceback ?? error.message)", metadata: ["ksr.module": "app_lua"])
-        case .yielded(let co):
-            lua.discard(co)
-            logger.error("[\(function)] yielded, but nothing can resume it here: the callback was abandoned",
-                         metadata: ["ksr.module": "app_lua"])
-        }
-    }
-
-    func shutdown() {}
-}

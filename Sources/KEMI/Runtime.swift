@@ -66,22 +66,30 @@ public final class HostRuntime: Sendable {
     public let queueIndex: [String: Int]
     /// The queues in definition order (indexed by `queueIndex`), fixed at startup.
     public let queueList: [MessageQueue]
-    public let shared = SharedVars()
-    public let startTime = WallClock.now()
+    public let shared: SharedVars
+    public let metrics: HostMetrics
+    public let startTime: (seconds: Int, micros: Int)
 
-    public init(setup: HostSetup, modules: [any KEMIModule]) {
+    /// A runtime for `setup`; a reload passes the running one so that queues, `$shv`s,
+    /// metrics and the start time carry over.
+    public init(setup: HostSetup, modules: [any KEMIModule], continuing previous: HostRuntime? = nil) {
         self.setup = setup
         self.modules = modules
         self.exports = modules.flatMap(\.exports)
         var classes: [String: PVClass] = [:]
         for m in modules { for c in m.pseudoVariables { classes[c.name] = c } }
         self.pvClasses = classes
-        self.queues = setup.queues
+        self.queues = previous?.queues ?? setup.queues
         var index: [String: Int] = [:]
-        for (i, q) in setup.queues.queues.enumerated() { index[q.definition.name] = i }
+        for (i, q) in queues.queues.enumerated() { index[q.definition.name] = i }
         self.queueIndex = index
-        self.queueList = setup.queues.queues
-        for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }
+        self.queueList = queues.queues
+        self.shared = previous?.shared ?? SharedVars()
+        self.metrics = previous?.metrics ?? HostMetrics()
+        self.startTime = previous?.startTime ?? WallClock.now()
+        if previous == nil {
+            for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }
+        }
     }
 
     /// Parses `$name`, `$name(arg)` or `$(name(arg))` and resolves it for a worker. An argument

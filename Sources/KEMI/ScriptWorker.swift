@@ -1,0 +1,197 @@
+import KSRBase
+import KSRCore
+import Logging
+import LuaBridge
+import Prometheus
+import RTimer
+import Synchronization
+
+/// The live state of one timer on one worker, shared with the control plane
+/// (`rtimer.list`, `rtimer.pause`, metrics).
+public final class TimerState: Sendable {
+    public let timer: String
+    public let workerIndex: Int
+    public struct Stats: Sendable {
+        public var ticks: UInt64 = 0
+        public var overruns: UInt64 = 0
+        public var lastLatenessNanos: UInt64 = 0
+        public var maxLatenessNanos: UInt64 = 0
+    }
+    let stats = Mutex(Stats())
+    let paused = Atomic<Bool>(false)
+    let ticks: Counter
+    let overruns: Counter
+    let lateness: DurationHistogram
+
+    init(timer: String, workerIndex: Int, metrics: HostMetrics) {
+        self.timer = timer
+        self.workerIndex = workerIndex
+        let labels = [("timer", timer), ("worker", String(workerIndex))]
+        ticks = metrics.registry.counter("ksr_rtimer_ticks_total", labels: labels,
+                                             help: "Timer ticks run, per timer and worker")
+        overruns = metrics.registry.counter("ksr_rtimer_overruns_total", labels: labels,
+                                                help: "Timer deadlines skipped because a callback ran late")
+        lateness = metrics.registry.histogram(
+            "ksr_rtimer_lateness_seconds", labels: labels, buckets: HostMetrics.latencyBuckets,
+            help: "How late each tick started after its deadline")
+    }
+
+    public var snapshot: Stats { stats.withLock { $0 } }
+    public var isPaused: Bool { paused.load(ordering: .relaxed) }
+}
+
+/// A worker that runs the script: its own Lua state, loaded once, and the timers it serves.
+/// A reload builds a new state next to the old one and swaps only when every worker could.
+final class ScriptWorker: WorkerBody {
+    private(set) var lua: LuaState
+    private(set) var ctx: WorkerContext
+    private var timerSet = TimerSet<Int>()
+    private var timers: [TimerDefinition]
+    private let states: [TimerState]
+    private let logger: Logger
+    private let script: String
+    private var callbackMetrics: [String: CallbackMetrics] = [:]
+    private var pending: (lua: LuaState, ctx: WorkerContext, timers: [TimerDefinition])?
+    let name: String
+
+    init(runtime: HostRuntime, script: String, kind: String, name: String, rtimerIndex: Int,
+         timers: [TimerDefinition], states: [TimerState], start: UInt64) throws {
+        (lua, ctx) = try Self.load(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex)
+        self.script = script
+        self.name = name
+        self.timers = timers
+        self.states = states
+        for (i, t) in timers.enumerated() {
+            timerSet.add(i, schedule: PeriodicSchedule(start: start, interval: t.interval.nanoseconds))
+        }
+        var l = Logger(label: "rtimer")
+        l[metadataKey: "worker"] = .string(name)
+        logger = l
+    }
+
+    /// A new Lua state with the KSR table and the script loaded.
+    private static func load(runtime: HostRuntime, script: String, kind: String, name: String,
+                             rtimerIndex: Int) throws -> (LuaState, WorkerContext) {
+        let lua = try LuaState()
+        let ctx = WorkerContext(lua: lua, runtime: runtime, phase: .loading, kind: kind, name: name, rtimerIndex: rtimerIndex)
+        lua.setContext(Unmanaged.passUnretained(ctx).toOpaque())
+        try KSRTable.install(ctx)
+        for (n, v) in runtime.setup.varInit {
+            if let acc = ctx.pv("$var(\(n))") { _ = acc.assign(ctx, v) }
+        }
+        try lua.runFile(script)
+        ctx.phase = .running
+        return (lua, ctx)
+    }
+
+    func nextDeadline() -> UInt64? { timerSet.nextDeadline }
+
+    func fireDue(now: UInt64) {
+        for (id, tick) in timerSet.fireDue(now: now) {
+            let timer = timers[id]
+            let state = states[id]
+            // A late tick runs once; missed deadlines are skipped, not stacked up.
+            if tick.skipped > 0 || tick.lateness > timer.interval.nanoseconds / 2 {
+                logger.debug("timer [\(timer.name)] late by \(tick.lateness / 1000) µs, \(tick.skipped) ticks skipped",
+                             metadata: ["ksr.module": "rtimer"])
+            }
+            state.stats.withLock { s in
+                s.ticks += 1
+                s.overruns += tick.skipped
+                s.lastLatenessNanos = tick.lateness
+                s.maxLatenessNanos = max(s.maxLatenessNanos, tick.lateness)
+            }
+            state.ticks.increment()
+            if tick.skipped > 0 { state.overruns.increment(by: Int64(tick.skipped)) }
+            state.lateness.recordNanoseconds(Int64(clamping: tick.lateness))
+            if state.isPaused { continue }
+            runExecs(of: id)
+        }
+    }
+
+    /// Runs the execs of timer `id` now (a tick, or `rtimer.fire`).
+    func runExecs(of id: Int) {
+        for exec in timers[id].execs { run(exec.route, "rtimer") }
+    }
+
+    /// The index of the timer called `name` on this worker.
+    func timerIndex(_ name: String) -> Int? {
+        let key = name.lowercased()
+        return timers.firstIndex { $0.name.lowercased() == key }
+    }
+
+    /// Runs one event callback as a coroutine; errors are logged with the traceback.
+    func run(_ function: String, _ argument: String) {
+        ctx.eventTime = WallClock.now()
+        ctx.dropRequested = false
+        let m = callbackMetrics[function] ?? {
+            let m = ctx.runtime.metrics.callback(function)
+            callbackMetrics[function] = m
+            return m
+        }()
+        let started = SystemClock().nowNanos()
+        let outcome = lua.callGlobal(function, args: [argument])
+        m.duration.recordNanoseconds(Int64(clamping: SystemClock().nowNanos() &- started))
+        m.calls.increment()
+        switch outcome {
+        case .returned:
+            break
+        case .missing:
+            logger.debug("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
+        case .failed(let error):
+            m.errors.increment()
+            logger.error("error from Lua: \(error.traceback ?? error.message)", metadata: ["ksr.module": "app_lua"])
+        case .yielded(let co):
+            lua.discard(co)
+            m.errors.increment()
+            logger.error("[\(function)] yielded, but nothing can resume it here: the callback was abandoned",
+                         metadata: ["ksr.module": "app_lua"])
+        }
+    }
+
+    // MARK: - reload
+
+    /// Loads the script into a fresh state for `runtime`, keeping this worker's `$var`s and
+    /// fetched queue items. Returns why it failed, or nil; nothing changes until `commit`.
+    func prepareReload(runtime: HostRuntime, script: String, timers newTimers: [TimerDefinition]) -> String? {
+        do {
+            let (newLua, newCtx) = try Self.load(runtime: runtime, script: script, kind: ctx.workerKind,
+                                                 name: ctx.workerName, rtimerIndex: ctx.rtimerIndex)
+            newCtx.adoptState(of: ctx)
+            pending = (newLua, newCtx, newTimers)
+            return nil
+        } catch let e as LuaError {
+            return e.traceback ?? e.message
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// Switches to the state built by `prepareReload`.
+    func commitReload() {
+        guard let p = pending else { return }
+        pending = nil
+        lua = p.lua
+        ctx = p.ctx
+        timers = p.timers
+        callbackMetrics.removeAll()
+    }
+
+    func abortReload() { pending = nil }
+
+    var luaMemory: Int { lua.memoryInUse }
+    var timerDefinitions: [TimerDefinition] { timers }
+
+    func shutdown() {}
+}
+
+extension WorkerContext {
+    /// Takes over another context's `$var` values and last fetched queue items (reload).
+    func adoptState(of old: WorkerContext) {
+        for (name, slot) in old.varSlots {
+            if let acc = pv("$var(\(name))") { _ = acc.assign(self, old.vars[slot]) }
+        }
+        for (i, item) in old.fetched.enumerated() where i < fetched.count { fetched[i] = item }
+        message = old.message
+    }
+}
