@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run.
+
+  analyze.py table OUTDIR   read OUTDIR/meta and OUTDIR/<host>.<workload>.log, print the markdown table
+  analyze.py tree PID       print PID and all its descendants (from /proc), one per line
+  analyze.py mem PID        print "BENCH idle_* value" lines: VmRSS and PSS summed over PID's tree
+
+Hosts: "kamailio" and "ksr". The workloads log lines containing "BENCH <name> <value>".
+"""
+import math
+import os
+import re
+import sys
+
+BENCH = re.compile(r"BENCH (\S+) (\S+)")
+HOSTS = ("kamailio", "ksr")
+NO_RATIO = ("drift, ppm", "processes")  # rows whose ratio would mean nothing
+
+
+# ---------------------------------------------------------------- processes
+
+def children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # the command may contain spaces and parentheses: ppid is the 2nd field after the last ')'
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def read_kb(path, field):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def mem(pid):
+    pids = [p for p in tree(pid) if os.path.exists(f"/proc/{p}")]
+    rss = sum(read_kb(f"/proc/{p}/status", "VmRSS") or 0 for p in pids)
+    pss_values = [read_kb(f"/proc/{p}/smaps_rollup", "Pss") for p in pids]
+    print(f"BENCH idle_procs {len(pids)}")
+    print(f"BENCH idle_rss_mb {rss / 1024:.3f}")
+    if all(v is not None for v in pss_values):
+        print(f"BENCH idle_pss_mb {sum(pss_values) / 1024:.3f}")
+
+
+# ---------------------------------------------------------------- statistics
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def tick_stats(ticks, interval):
+    """Lateness against the ideal schedule start + k*interval, the start being the best-fit
+    minimum (the latest start for which no tick is early), and drift of the mean period."""
+    n = len(ticks)
+    if n < 2:
+        return None
+    offsets = [t - k * interval for k, t in enumerate(ticks)]
+    start = min(offsets)
+    late = sorted(o - start for o in offsets)
+    drift = ((ticks[-1] - ticks[0]) / ((n - 1) * interval) - 1.0) * 1e6
+    period_err = sorted(abs(b - a - interval) for a, b in zip(ticks, ticks[1:]))
+    return {
+        "jitter": percentile(period_err, 99) * 1e3,
+        "p50": percentile(late, 50) * 1e3,
+        "p99": percentile(late, 99) * 1e3,
+        "max": late[-1] * 1e3,
+        "drift": drift,
+        "n": n,
+    }
+
+
+# ---------------------------------------------------------------- table
+
+def read_meta(outdir):
+    meta = {}
+    with open(os.path.join(outdir, "meta")) as f:
+        for line in f:
+            if "=" in line:
+                k, v = line.rstrip("\n").split("=", 1)
+                meta[k] = v
+    return meta
+
+
+def parse_log(path):
+    """Returns (values, ticks, error lines) of one host run, or None if the log is missing."""
+    if not os.path.exists(path):
+        return None
+    values, ticks, errors = {}, [], []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = BENCH.search(line)
+            if m:
+                name, value = m.group(1), m.group(2)
+                if name == "tick":
+                    ticks.append(float(value))
+                elif name == "error":
+                    errors.append(line.strip())
+                else:
+                    try:
+                        values[name] = float(value)
+                    except ValueError:
+                        errors.append(line.strip())
+            elif re.search(r"\b(ERROR|CRITICAL|ALERT|error:)", line):
+                errors.append(line.strip())
+    return values, ticks, errors
+
+
+def fmt(v, digits):
+    if v is None:
+        return "FAILED"
+    if isinstance(v, float) and math.isnan(v):
+        return "n/a"
+    if abs(v) >= 10000 and digits <= 1:
+        return f"{v:,.0f}"
+    return f"{v:,.{digits}f}"
+
+
+def table(outdir):
+    meta = read_meta(outdir)
+    hosts_run = meta.get("hosts", "").split()
+    t10, t100 = int(meta["ticks_10ms"]), int(meta["ticks_100ms"])
+    rows = []  # (label, digits, {host: value})
+    notes = []
+
+    workloads_run = meta.get("workloads", "pv mqueue rtimer10ms rtimer100ms idle").split()
+
+    def get(host, workload):
+        if host not in hosts_run or workload not in workloads_run:
+            return None
+        r = parse_log(os.path.join(outdir, f"{host}.{workload}.log"))
+        if r is None:
+            notes.append(f"{host}: no log for workload {workload}")
+            return None
+        values, ticks, errors = r
+        for e in errors[:5]:
+            notes.append(f"{host} {workload}: {e}")
+        return values, ticks
+
+    data = {h: {w: get(h, w) for w in ("pv", "mqueue", "rtimer10ms", "rtimer100ms", "idle")} for h in HOSTS}
+
+    def value(host, workload, name):
+        d = data[host][workload]
+        return None if d is None else d[0].get(name)
+
+    def row(label, digits, workload, name):
+        if workload in workloads_run:
+            rows.append((label, digits, {h: value(h, workload, name) for h in HOSTS}))
+
+    pv_n = value("ksr", "pv", "pv_n") or value("kamailio", "pv", "pv_n")
+    n_txt = f"{pv_n:,.0f} calls" if pv_n else "calls"
+    row(f"KSR.pv.get(\"$var(x)\"), ns/call ↓ ({n_txt}, empty loop subtracted)", 1, "pv", "pv_get_ns")
+    row(f"KSR.pv.seti(\"$var(x)\", i), ns/call ↓", 1, "pv", "pv_seti_ns")
+    row("mq_add addmode 0, size=1000, ops/s ↑", 0, "mqueue", "mq_add0_ops")
+    row("mq_fetch + mqk_get + mqv_get, size=1000, ops/s ↑", 0, "mqueue", "mq_fetch_ops")
+    row("mq_add addmode 0 into the emptied size=1000 queue (the refill of the row above), ops/s ↑", 0, "mqueue", "mq_fill_ops")
+    row("mq_add addmode 2, 20,000 cycling keys, ops/s ↑", 0, "mqueue", "mq_add2_ops")
+    row("mq_add addmode 2, same 20,000 keys in pseudo-random order, ops/s ↑", 0, "mqueue", "mq_add2r_ops")
+
+    for workload, ms, n in (("rtimer10ms", 10, t10), ("rtimer100ms", 100, t100)):
+        if workload not in workloads_run:
+            continue
+        stats = {}
+        for h in HOSTS:
+            d = data[h][workload]
+            if d is None:
+                stats[h] = None
+                continue
+            ticks = d[1][:n]
+            if len(ticks) < n:
+                notes.append(f"{h} {workload}: only {len(ticks)} of {n} ticks logged")
+            stats[h] = tick_stats(ticks, ms / 1000.0)
+        label = f"rtimer {ms} ms ({n} ticks)"
+        for key, what, digits in (("p50", "lateness p50, ms ↓", 3), ("p99", "lateness p99, ms ↓", 3),
+                                  ("max", "lateness max, ms ↓", 3), ("drift", "drift, ppm", 1),
+                                  ("jitter", "period error p99 (abs(Δt − interval)), ms ↓", 3)):
+            rows.append((f"{label}: {what}", digits,
+                         {h: (stats[h][key] if stats[h] else None) for h in HOSTS}))
+
+    idle_s = meta.get("idle_seconds", "3")
+    row(f"idle (samples/rtimer.lua timers, {idle_s} s): VmRSS summed over processes, MB ↓", 1, "idle", "idle_rss_mb")
+    row("idle: PSS summed over processes, MB ↓", 1, "idle", "idle_pss_mb")
+    row("idle: processes", 0, "idle", "idle_procs")
+
+    # sanity checks of the workloads' own results
+    for h in HOSTS:
+        if data[h]["mqueue"] is None:
+            continue
+        v = data[h]["mqueue"][0]
+        for name, want in (("mq_add0_size", 1000), ("mq_fetch_miss", 0), ("mq_add2_size", 20000),
+                           ("mq_add2r_size", 20000)):
+            if name in v and v[name] != want:
+                notes.append(f"{h}: {name} = {v[name]:.0f}, expected {want}")
+
+    print("| workload | Kamailio 5.6 | KSRHost | ratio |")
+    print("|---|--:|--:|--:|")
+    for label, digits, vals in rows:
+        k, s = vals["kamailio"], vals["ksr"]
+        if "kamailio" not in hosts_run:
+            kt = "not run"
+        else:
+            kt = fmt(k, digits)
+        ratio = "–"
+        if k is not None and s is not None and k > 0 and s > 0 and not label.endswith(NO_RATIO):
+            ratio = f"{s / k:.2f}"
+        print(f"| {label} | {kt} | {fmt(s, digits)} | {ratio} |")
+    print()
+    print("ratio = KSRHost / Kamailio (↓: lower is better, ↑: higher is better; no ratio for drift).")
+    print(f"nproc: {meta.get('nproc', '?')}  |  CPU: {meta.get('cpu', '?')}")
+    print(f"Kamailio: {meta.get('kamailio_version', 'not installed')}  |  ksr: {meta.get('ksr_version', '?')}")
+    print(f"Load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
+    print(f"Command: {meta.get('command', '?')}  |  logs: {outdir}")
+    if notes:
+        print()
+        print("Notes:")
+        for n in notes:
+            print(f"- {n}")
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "table":
+        table(argv[2])
+    elif len(argv) == 3 and argv[1] == "tree":
+        for p in tree(int(argv[2])):
+            print(p)
+    elif len(argv) == 3 and argv[1] == "mem":
+        mem(int(argv[2]))
+    else:
+        sys.stderr.write(__doc__)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

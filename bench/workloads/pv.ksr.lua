@@ -1,0 +1,7 @@
+-- ksr entry point of workload "pv". bench/run copies the coreparam/modparam lines below
+-- into the kamailio.cfg it generates, and loads the dofile'd script with app_lua.
+coreparam("debug", 2)
+modparam("rtimer", "timer", "name=bench;interval=1;mode=1;")
+modparam("rtimer", "exec", "timer=bench;route=bench_pv")
+
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "pv.lua")
