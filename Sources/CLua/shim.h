@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 /* ---- macros as functions ---- */
 static const int KSR_LUA_REGISTRYINDEX = LUA_REGISTRYINDEX;
@@ -142,6 +145,19 @@ static inline int ksr_lua_where_buf(lua_State *L, int level, char *buf, size_t b
         buf[buflen - 1] = 0;
     }
     return ar.currentline;
+}
+
+/* ---- not Lua: a variadic system call Swift cannot make itself ---- */
+
+/* Sets the calling thread's timer slack (Linux; 50 us by default), so timed waits of timer
+ * workers wake close to their deadline. Returns 0 on success, -1 elsewhere. */
+static inline int ksr_set_timer_slack_ns(unsigned long ns) {
+#if defined(__linux__)
+    return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0);
+#else
+    (void)ns;
+    return -1;
+#endif
 }
 
 #endif
