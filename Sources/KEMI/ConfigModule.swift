@@ -126,6 +126,17 @@ enum Config {
             guard let n = v.intValue, n >= 0 else { throw ParamError("async_workers expects a non-negative integer, got \(v)") }
         },
         "async_workers_group": { v throws(ParamError) in _ = try ParamList(parsing: v.text) },
+        "rpc_listen": { v throws(ParamError) in
+            let t = v.text
+            guard t == "off" || ControlDefaults.tcpAddress(t) != nil else {
+                throw ParamError("rpc_listen expects http:ADDRESS:PORT (e.g. http:127.0.0.1:5064) or off, got \(v)")
+            }
+        },
+        "rpc_socket": { v throws(ParamError) in
+            guard v.text == "off" || v.text.hasPrefix("/") || v.text.hasPrefix("unix:/") else {
+                throw ParamError("rpc_socket expects an absolute path (or unix:/path) or off, got \(v)")
+            }
+        },
     ]
 
     /// Real Kamailio core parameters that KSRHost accepts without acting on them.

@@ -6,6 +6,7 @@ import MQueue
 import MQueueSQLite
 import RTimer
 import Synchronization
+import Control
 
 #if canImport(Glibc)
 import Glibc
@@ -56,6 +57,7 @@ public final class ScriptHost: @unchecked Sendable {
         var store: SQLiteQueueStore?
         var startedAt: (seconds: Int, micros: Int) = WallClock.now()
         var reloads = 0
+        var servers: [ControlServer] = []
     }
 
     private init(runtime: HostRuntime, script: String, warnings: [String], options: HostOptions) {

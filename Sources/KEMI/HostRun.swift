@@ -5,8 +5,13 @@ import LuaBridge
 import MQueue
 import MQueueSQLite
 import Prometheus
+import Control
 import RTimer
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension ScriptHost {
     /// KSRHost's version.
@@ -68,17 +73,73 @@ extension ScriptHost {
             throw ConfigFailure(failures)
         }
         runtime.metrics.workers.set(Double(workers.count))
+        do {
+            try startControl()
+        } catch {
+            stop()
+            throw error
+        }
         logger.info("started: \(workers.count) workers, \(setup.rtimer.timers.count) timers, \(runtime.queueList.count) queues",
                     metadata: ["ksr.module": "core"])
     }
 
-    /// Stops every worker, then saves the queues that have a database mode that saves.
-    public func stop() {
-        let (workers, store, runtime) = state.withLock { s in
-            let w = s.workers
-            s.workers = []
-            return (w, s.store, s.runtime)
+    /// Starts the control plane: JSON-RPC and /metrics over HTTP on `rpc_listen` and on the
+    /// unix socket `rpc_socket`. An address set explicitly must work; a default one that is
+    /// taken (another ksr runs) is skipped with a warning.
+    func startControl() throws(ConfigFailure) {
+        let core = runtime.setup.core
+        let registry = rpcRegistry()
+        let metrics: @Sendable () async -> String = { [self] in
+            let rt = self.runtime
+            return rt.metrics.render(queues: rt.queueList)
         }
+        var servers: [ControlServer] = []
+        let listen = core["rpc_listen"]?.text
+        let socket = core["rpc_socket"]?.text
+        let tcp = listen.map { $0 == "off" ? nil : ControlDefaults.tcpAddress($0) } ?? ControlDefaults.tcpAddress(ControlDefaults.listen)
+        let path = socket.map { $0 == "off" ? nil : ControlDefaults.socketPath($0) } ?? ControlDefaults.socketPath
+        for (explicit, what) in [(listen != nil, "tcp"), (socket != nil, "unix")] {
+            let server = ControlServer(registry: registry, metrics: metrics, logger: Logger(label: "rpc"))
+            do {
+                if what == "tcp" {
+                    guard let tcp else { continue }
+                    _ = try server.start(http: tcp, unixPath: nil)
+                } else {
+                    guard let path else { continue }
+                    if socket == nil { Self.makePrivateDirectory(for: path) }
+                    _ = try server.start(http: nil, unixPath: path)
+                }
+                servers.append(server)
+            } catch {
+                if explicit {
+                    for s in servers { s.stop() }
+                    throw ConfigFailure([ConfigError("control plane: \(error)")])
+                }
+                logger.warning("control plane: \(error) (default address; set coreparam(\"\(what == "tcp" ? "rpc_listen" : "rpc_socket")\", ...) to choose another)",
+                               metadata: ["ksr.module": "rpc"])
+            }
+        }
+        state.withLock { $0.servers = servers }
+    }
+
+    /// The default socket lives in a directory only this user can enter.
+    static func makePrivateDirectory(for path: String) {
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return }
+        let dir = String(path[..<slash])
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { return }
+    }
+
+    /// Stops the control plane and every worker, then saves the queues that have a database
+    /// mode that saves.
+    public func stop() {
+        let (workers, store, runtime, servers) = state.withLock { s in
+            let w = s.workers
+            let c = s.servers
+            s.workers = []
+            s.servers = []
+            return (w, s.store, s.runtime, c)
+        }
+        for c in servers { c.stop() }
         for w in workers { w.stop() }
         for w in workers { w.join() }
         guard let url = runtime.setup.dbURL else { return }

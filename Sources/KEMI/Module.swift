@@ -1,3 +1,4 @@
+import Control
 import KSRBase
 import KSRCore
 
@@ -111,10 +112,13 @@ public protocol KEMIModule: Sendable {
     var params: [ModuleParam] { get }
     var exports: [KEMIExport] { get }
     var pseudoVariables: [PVClass] { get }
+    /// The module's RPC methods (Kamailio's names where they exist), bound to a running host.
+    func rpcMethods(_ host: ScriptHost) -> [RPCMethod]
 }
 
 extension KEMIModule {
     public var params: [ModuleParam] { [] }
     public var exports: [KEMIExport] { [] }
     public var pseudoVariables: [PVClass] { [] }
+    public func rpcMethods(_ host: ScriptHost) -> [RPCMethod] { [] }
 }

@@ -1,4 +1,7 @@
 import ArgumentParser
+import Control
+import Dispatch
+import Foundation
 import KEMI
 import KSRBase
 import KSRCore
@@ -20,13 +23,13 @@ struct KSRCommand: ParsableCommand {
             or in a kamailio.cfg given with -f (cfgengine "lua", app_lua load).
             """,
         version: KSRVersion.string,
-        subcommands: [Run.self, Check.self, Stubs.self, Version.self],
+        subcommands: [Run.self, Check.self, RPC.self, Stubs.self, Version.self],
         defaultSubcommand: nil
     )
 }
 
 enum KSRVersion {
-    static let string = "0.1.0"
+    static var string: String { ScriptHost.version }
 }
 
 /// Options shared by `run` and `check`.
@@ -103,6 +106,25 @@ extension LogFormatArgument: CustomStringConvertible {
     var description: String { format.rawValue }
 }
 
+/// Runs a reload from a synchronous context (the signal loop) and waits for it.
+func blockingReload(_ host: ScriptHost) -> ScriptHost.ReloadResult {
+    let box = ResultBox()
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        box.set(await host.reload())
+        done.signal()
+    }
+    done.wait()
+    return box.get()
+}
+
+final class ResultBox: @unchecked Sendable {
+    private var value: ScriptHost.ReloadResult?
+    private let lock = NSLock()
+    func set(_ v: ScriptHost.ReloadResult) { lock.lock(); value = v; lock.unlock() }
+    func get() -> ScriptHost.ReloadResult { lock.lock(); defer { lock.unlock() }; return value! }
+}
+
 /// Prints configuration errors the way a compiler does and exits non-zero.
 func fail(_ failure: ConfigFailure) -> ExitCode {
     for e in failure.errors { StandardError.write("ksr: error: \(e)\n") }
@@ -123,6 +145,7 @@ extension KSRCommand {
             sigemptyset(&set)
             sigaddset(&set, SIGINT)
             sigaddset(&set, SIGTERM)
+            sigaddset(&set, SIGHUP)
             pthread_sigmask(SIG_BLOCK, &set, nil)
 
             options.bootstrapLogging(debug: nil)
@@ -141,7 +164,13 @@ extension KSRCommand {
                 throw fail(error)
             }
             var sig: Int32 = 0
-            sigwait(&set, &sig)
+            while true {
+                sigwait(&set, &sig)
+                guard sig == SIGHUP else { break }
+                logger.notice("SIGHUP received: reloading \(host.script)", metadata: ["ksr.module": "core"])
+                let result = blockingReload(host)
+                if !result.ok { logger.error("\(result.message)", metadata: ["ksr.module": "app_lua"]) }
+            }
             logger.notice("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM") received: stopping", metadata: ["ksr.module": "core"])
             host.stop()
             logger.notice("stopped", metadata: ["ksr.module": "core"])
@@ -165,6 +194,74 @@ extension KSRCommand {
             }
             for w in host.warnings { StandardError.write("ksr: warning: \(w)\n") }
             print("\(host.script): OK (\(host.timerCount) timers, \(host.runtime.queueList.count) queues)")
+        }
+    }
+
+    struct RPC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Call a JSON-RPC method of a running ksr (Kamailio's method names).",
+            discussion: """
+                Parameters are sent as integers when they look like one, else as strings; prefix
+                s: to force a string (s:123) and i: to force an integer, as kamcmd does.
+                Examples:
+                  ksr rpc system.listMethods
+                  ksr rpc mqueue.get_size myq
+                  ksr rpc --url http:127.0.0.1:5064 rtimer.pause ta
+                By default ksr rpc uses the unix socket a ksr started with default settings
+                opens (\(ControlDefaults.socketPath)), then \(ControlDefaults.listen).
+                """)
+
+        @Option(name: .long, help: "The unix socket of the running ksr (coreparam rpc_socket).")
+        var socket: String?
+
+        @Option(name: .long, help: "The HTTP address of the running ksr (coreparam rpc_listen), e.g. http:127.0.0.1:5064.")
+        var url: String?
+
+        @Option(name: .long, help: "Seconds to wait for the answer.")
+        var timeout: Double = 30
+
+        @Argument(help: "The method, e.g. mqueue.get_size.")
+        var method: String
+
+        @Argument(help: "The method's parameters.")
+        var params: [String] = []
+
+        func validate() throws {
+            if socket != nil && url != nil { throw ValidationError("give --socket or --url, not both") }
+            if let url, RPCEndpoint(parsing: url) == nil { throw ValidationError("cannot read --url \(url): use http:HOST:PORT") }
+        }
+
+        func run() throws {
+            let values: [JSONValue] = params.map { p in
+                if p.hasPrefix("s:") { return .string(String(p.dropFirst(2))) }
+                if p.hasPrefix("i:"), let i = Int(p.dropFirst(2)) { return .int(i) }
+                if let i = Int(p) { return .int(i) }
+                return .string(p)
+            }
+            var endpoints: [RPCEndpoint] = []
+            if let socket { endpoints = [.unix(path: ControlDefaults.socketPath(socket))] }
+            else if let url, let e = RPCEndpoint(parsing: url) { endpoints = [e] }
+            else {
+                endpoints = [.unix(path: ControlDefaults.socketPath)]
+                if let t = ControlDefaults.tcpAddress(ControlDefaults.listen) { endpoints.append(.http(host: t.host, port: t.port)) }
+            }
+            var lastError: (any Error)?
+            for (i, endpoint) in endpoints.enumerated() {
+                do {
+                    let result = try RPCClient.call(endpoint, method: method, params: values, timeout: timeout)
+                    print(result.jsonString(pretty: true))
+                    return
+                } catch let e as RPCError {
+                    StandardError.write("ksr rpc: error \(e.code): \(e.message)\n")
+                    throw ExitCode(1)
+                } catch {
+                    lastError = error
+                    // Only fall through to the next default endpoint when nothing answered.
+                    if i == endpoints.count - 1 { break }
+                }
+            }
+            StandardError.write("ksr rpc: \(lastError.map { "\($0)" } ?? "no endpoint")\n")
+            throw ExitCode(2)
         }
     }
 
