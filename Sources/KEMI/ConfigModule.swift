@@ -1,3 +1,4 @@
+import Control
 import KSRBase
 import KSRCore
 import CLua
@@ -230,5 +231,23 @@ extension WorkerContext {
         var buf = [CChar](repeating: 0, count: 256)
         let line = ksr_lua_where_buf(L, 1, &buf, 256)
         return SourceLocation(file: buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, line: Int(line))
+    }
+}
+
+// MARK: - RPC
+
+extension AppLuaModule {
+    func rpcMethods(_ host: ScriptHost) -> [RPCMethod] {
+        [
+            RPCMethod("app_lua.reload", doc: "Loads the script again in fresh Lua states and swaps every worker only if all of them loaded it.") { _ throws(RPCError) in
+                let r = await host.reload()
+                guard r.ok else { throw RPCError(code: 500, message: r.message) }
+                return .object([("reloaded", .string(host.script)), ("workers", .int(host.workers.count)),
+                                ("not_applied", .array(r.notApplied.map { .string($0) }))])
+            },
+            RPCMethod("app_lua.list", doc: "The loaded script files.") { _ in
+                .array([.object([("index", .int(0)), ("file", .string(host.script))])])
+            },
+        ]
     }
 }

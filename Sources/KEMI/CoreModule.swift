@@ -1,3 +1,4 @@
+import Control
 import KSRBase
 import KSRCore
 import Logging
@@ -218,5 +219,36 @@ struct KemixModule: KEMIModule {
             .bool(args.string(1).map { ctx.runtime.setup.defines[$0] == nil } ?? true)
         })
         return e
+    }
+}
+
+// MARK: - RPC
+
+extension CoreModule {
+    func rpcMethods(_ host: ScriptHost) -> [RPCMethod] {
+        [
+            RPCMethod("core.version", doc: "The KSRHost version.") { _ in
+                .string(ScriptHost.versionString)
+            },
+            RPCMethod("core.uptime", doc: "Current time, start time and seconds since start (Kamailio's fields).") { _ in
+                let now = WallClock.now().seconds
+                let since = host.startedAt.seconds
+                return .object([("now", .string(PVModule.ctime(now))), ("up_since", .string(PVModule.ctime(since))),
+                                ("uptime", .int(now - since))])
+            },
+            RPCMethod("core.psx", doc: "The workers: index, pid, description, kind and Lua memory in bytes.") { _ in
+                var out: [JSONValue] = []
+                for (i, w) in host.workers.enumerated() {
+                    let memory = await host.onWorker(w) { $0.luaMemory } ?? 0
+                    out.append(.object([
+                        ("IDX", .int(i)), ("PID", .int(Int(getpid()))), ("DSC", .string(w.kind == "rtimer"
+                            ? "RTIMER EXEC child=\(w.index) timer=\(w.name)" : "slow timer (rtimer mode 0)")),
+                        ("KIND", .string(w.kind)), ("NAME", .string(w.name)), ("INDEX", .int(w.index)),
+                        ("LUA_MEMORY", .int(memory)),
+                    ]))
+                }
+                return .array(out)
+            },
+        ]
     }
 }

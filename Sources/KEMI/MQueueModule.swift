@@ -1,3 +1,4 @@
+import Control
 import KSRBase
 import KSRCore
 import LuaBridge
@@ -126,6 +127,51 @@ struct MQueueModule: KEMIModule {
             PVClass("mq_size", argument: .required, doc: "Number of items in queue q.") { ctx, arg throws(ParamError) in
                 let qi = try queue(ctx, arg!)
                 return PVAccess(get: { c in .int(c.runtime.queueList[qi].count) })
+            },
+        ]
+    }
+}
+
+// MARK: - RPC
+
+extension MQueueModule {
+    func rpcMethods(_ host: ScriptHost) -> [RPCMethod] {
+        /// Kamailio's checks and codes for the queue name.
+        @Sendable func queue(_ args: RPCArguments, missingCode: Int) throws(RPCError) -> MessageQueue {
+            guard args.has(0) else { throw RPCError(code: missingCode, message: "No queue name") }
+            let name = try args.string(0)
+            guard !name.isEmpty else { throw RPCError(code: missingCode, message: "Invalid queue name") }
+            guard let q = host.runtime.queues.queue(named: name) else {
+                throw RPCError(code: missingCode == 400 ? 404 : 500, message: "No such queue")
+            }
+            return q
+        }
+        let nameParam = RPCParam("name", .string, optional: true, doc: "queue name")
+        return [
+            RPCMethod("mqueue.get_size", doc: "Number of items in a queue.", params: [nameParam]) { args throws(RPCError) in
+                let q = try queue(args, missingCode: 400)
+                return .object([("name", .string(q.definition.name)), ("size", .int(q.count))])
+            },
+            RPCMethod("mqueue.get_sizes", doc: "Name and size of every queue (newest definition first, as Kamailio).") { _ in
+                .array(host.runtime.queueList.reversed().map { q in
+                    .object([("name", .string(q.definition.name)), ("size", .int(q.count))])
+                })
+            },
+            RPCMethod("mqueue.fetch", doc: "Takes the oldest item of a queue: {key, val}.", params: [nameParam]) { args throws(RPCError) in
+                let q = try queue(args, missingCode: 500)
+                guard let item = q.fetch() else { throw RPCError(code: 404, message: "Empty queue") }
+                return .object([("key", .string(item.key)), ("val", .string(item.value))])
+            },
+            RPCMethod("mqueue.list", doc: "Every queue with its size, limit, add mode, db mode and counters.") { _ in
+                .array(host.runtime.queueList.map { q in
+                    let s = q.stats
+                    return .object([
+                        ("name", .string(q.definition.name)), ("size", .int(q.count)), ("limit", .int(q.definition.size)),
+                        ("addmode", .int(q.definition.addMode.rawValue)), ("dbmode", .int(q.definition.dbMode.rawValue)),
+                        ("adds", .int(Int(clamping: s.adds))), ("fetches", .int(Int(clamping: s.fetches))),
+                        ("drops", .int(Int(clamping: s.drops))),
+                    ])
+                })
             },
         ]
     }

@@ -39,6 +39,8 @@ public final class TimerState: Sendable {
 
     public var snapshot: Stats { stats.withLock { $0 } }
     public var isPaused: Bool { paused.load(ordering: .relaxed) }
+    /// Pauses (the execs do not run; ticks are still counted) or resumes the timer here.
+    public func setPaused(_ value: Bool) { paused.store(value, ordering: .relaxed) }
 }
 
 /// A worker that runs the script: its own Lua state, loaded once, and the timers it serves.
