@@ -63,6 +63,18 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The hand-written SIP codec (RFC 3261 messages, lazy header parsing). No I/O.
+        .target(name: "SIP", dependencies: ["KSRBase"], swiftSettings: strict),
+        // SIP over UDP and TCP on SwiftNIO: listeners, Content-Length framing, sending.
+        .target(
+            name: "SIPTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         // JSON-RPC 2.0 (HTTP POST /RPC on TCP and on a unix socket), GET /metrics, and the
         // client `ksr rpc` uses. Knows nothing of Lua or of the engines: methods are registered.
         .target(
@@ -99,6 +111,8 @@ let package = Package(
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
+        .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport"], swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
         .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
         .testTarget(
