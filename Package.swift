@@ -91,6 +91,7 @@ let package = Package(
             name: "KEMI",
             dependencies: [
                 "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control",
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

@@ -6,6 +6,7 @@
 KSRVERSION = "2.0"
 
 KSR = {}
+KSR.async = {}
 KSR.kx = {}
 KSR.mqueue = {}
 KSR.pv = {}
@@ -196,6 +197,60 @@ function loadmodule(name) end
 ---@param value string
 ---@return boolean
 function modparam(module, param, value) end
+
+--- The data of the running task_data callback; "" elsewhere.
+---@return string|integer|nil
+function KSR.async.get_data() end
+
+--- The async group of this worker; "" elsewhere.
+---@return string|integer|nil
+function KSR.async.get_gname() end
+
+--- Suspends the request and resumes it in callback after 1..29999 ms.
+---@param callback string
+---@param ms integer
+---@return integer
+function KSR.async.ms_route(callback, ms) end
+
+--- KSRHost: suspends this callback for milliseconds and continues at the next statement, locals intact. Returns 1.
+---@param ms integer
+---@return integer
+function KSR.async.ms_sleep(ms) end
+
+--- Suspends the request and resumes it in callback after 1..99 s.
+---@param callback string
+---@param seconds integer
+---@return integer
+function KSR.async.route(callback, seconds) end
+
+--- KSRHost: suspends this callback for whole seconds and continues at the next statement, locals intact; the worker serves other events meanwhile. Returns 1.
+---@param seconds integer
+---@return integer
+function KSR.async.sleep(seconds) end
+
+--- Runs callback("async:task-data") with data on the default async group: 1, or -1 if it has no workers.
+---@param callback string
+---@param data string
+---@return integer
+function KSR.async.task_data(callback, data) end
+
+--- Runs callback("async:task-data") with data on a named async group: 1, or -1 if the group does not exist.
+---@param callback string
+---@param group string
+---@param data string
+---@return integer
+function KSR.async.task_group_data(callback, group, data) end
+
+--- Suspends the request and resumes it in callback on an async group.
+---@param callback string
+---@param group string
+---@return integer
+function KSR.async.task_group_route(callback, group) end
+
+--- Suspends the request and resumes it in callback on the default async group.
+---@param callback string
+---@return integer
+function KSR.async.task_route(callback) end
 
 --- The message body.
 ---@return string|integer|nil
@@ -553,3 +608,4 @@ function KSR.x.probe() end
 --   $mq_size(...): Number of items in queue q.
 --   $mqk(...): Key of this worker's last fetched item of queue q; nil if none or empty.
 --   $mqv(...): Value of this worker's last fetched item of queue q; nil if none or empty.
+--   $async(...): $async(data): the running task's data; $async(gname): this worker's async group (nil elsewhere).

@@ -82,7 +82,6 @@ struct CompatModule: KEMIModule {
         CompatModule("kex", "core extensions"),
         CompatModule("corex", "core extensions", ints: ["nio_min_msg_len", "nio_msg_avp"], strings: ["alias_subdomains", "nio_intercept"]),
         CompatModule("textops", "text operations on messages"),
-        CompatModule("async", "asynchronous processing (arrives with the SIP core)", ints: ["workers", "ms_timer", "return"]),
         CompatModule("dmq", "distributed message queue (arrives after the SIP core)",
                      ints: ["num_workers", "worker_usleep", "ping_interval", "remove_inactive", "multi_notify",
                             "fail_count_enabled", "fail_count_threshold_pending", "fail_count_threshold_active"],
@@ -126,7 +125,7 @@ enum Config {
         "async_workers": { v throws(ParamError) in
             guard let n = v.intValue, n >= 0 else { throw ParamError("async_workers expects a non-negative integer, got \(v)") }
         },
-        "async_workers_group": { v throws(ParamError) in _ = try ParamList(parsing: v.text) },
+        "async_workers_group": { v throws(ParamError) in _ = try Config.asyncGroup(v.text) },
         "rpc_listen": { v throws(ParamError) in
             let t = v.text
             guard t == "off" || ControlDefaults.tcpAddress(t) != nil else {
@@ -140,6 +139,20 @@ enum Config {
         },
     ]
 
+    /// `name=abc;workers=4;nonblock=0;usleep=0`: a name and workers > 0 are required (Kamailio
+    /// logs these errors and starts without the group; KSRHost refuses to start).
+    static func asyncGroup(_ text: String) throws(ParamError) -> AsyncGroupConfig {
+        let p = try ParamList(parsing: text)
+        guard let name = p["name"], !name.isEmpty else { throw ParamError("invalid name value: a group needs name=...") }
+        guard let w = p["workers"], let n = Int(w), n > 0 else {
+            throw ParamError("invalid workers value: \(p["workers"] ?? "missing") (must be > 0)")
+        }
+        for key in ["nonblock", "usleep"] {
+            if let v = p[key], Int(v) == nil { throw ParamError("invalid \(key) value: \(v)") }
+        }
+        return AsyncGroupConfig(name: name, workers: n)
+    }
+
     /// Real Kamailio core parameters that KSRHost accepts without acting on them.
     static let acceptedCoreParams: Set<String> = [
         "log_stderror", "fork", "log_facility", "log_name", "log_prefix", "log_color", "memdbg", "memlog",
@@ -150,7 +163,7 @@ enum Config {
         "latency_limit_action", "latency_limit_db", "sql_buffer_size", "corelog", "port", "tcp_children",
         "udp_mtu", "udp_mtu_try_proto", "reply_to_via", "onsend_route_reply", "kemi.onsend_route_callback",
         "kemi.reply_route_callback", "kemi.event_route_callback", "workdir", "user", "group", "chroot",
-        "advertised_address", "advertised_port", "open_files_limit", "shm_force_alloc", "mlock_pages",
+        "advertised_address", "advertised_port", "open_files_limit", "shm_force_alloc", "mlock_pages", "async_usleep", "async_nonblock",
         "max_while_loops", "socket_workers", "statistics", "xavp_via_params", "xavp_via_fields",
     ]
 
@@ -161,6 +174,14 @@ enum Config {
                 throw ConfigError("bad value for core parameter '\(name)': \(error.message)", at: loc, context: context)
             }
             if name == "listen" { setup.listen.append(value.text) }
+            if name == "async_workers" { setup.asyncDefaultWorkers = value.intValue }
+            if name == "async_workers_group" {
+                do throws(ParamError) {
+                    setup.asyncGroups.append(try Self.asyncGroup(value.text))
+                } catch {
+                    throw ConfigError("bad value for core parameter 'async_workers_group': \(error.message)", at: loc, context: context)
+                }
+            }
             setup.core[name] = value
         } else if acceptedCoreParams.contains(name) {
             setup.warnings.append("\(loc): core parameter '\(name)' is accepted for compatibility but has no effect in KSRHost")

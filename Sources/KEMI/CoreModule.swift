@@ -134,6 +134,15 @@ struct CoreModule: KEMIModule {
         return e
     }
 
+    /// A worker described as Kamailio's `core.psx` describes its processes.
+    static func describe(_ w: Worker) -> String {
+        switch w.kind {
+        case "rtimer": return "RTIMER EXEC child=\(w.index) timer=\(w.name.split(separator: ":").last.map { String($0.split(separator: "/")[0]) } ?? w.name)"
+        case "async": return "Async Task Worker - \(w.name.dropFirst(6).split(separator: "/")[0])"
+        default: return "slow timer (rtimer mode 0)"
+        }
+    }
+
     static let standardMethods: Set<String> = [
         "INVITE", "CANCEL", "ACK", "BYE", "INFO", "REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "OPTIONS",
         "PRACK", "UPDATE", "REFER", "PUBLISH", "KDMQ", "GET", "POST", "PUT", "DELETE",
@@ -241,8 +250,7 @@ extension CoreModule {
                 for (i, w) in host.workers.enumerated() {
                     let memory = await host.onWorker(w) { $0.luaMemory } ?? 0
                     out.append(.object([
-                        ("IDX", .int(i)), ("PID", .int(Int(getpid()))), ("DSC", .string(w.kind == "rtimer"
-                            ? "RTIMER EXEC child=\(w.index) timer=\(w.name)" : "slow timer (rtimer mode 0)")),
+                        ("IDX", .int(i)), ("PID", .int(Int(getpid()))), ("DSC", .string(Self.describe(w))),
                         ("KIND", .string(w.kind)), ("NAME", .string(w.name)), ("INDEX", .int(w.index)),
                         ("LUA_MEMORY", .int(memory)),
                     ]))

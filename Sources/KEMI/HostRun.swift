@@ -57,7 +57,21 @@ extension ScriptHost {
                                  timers: timers, states: states, start: start)
             })
         }
+        var groups: [(String, [Worker])] = []
+        for g in setup.effectiveAsyncGroups {
+            var members: [Worker] = []
+            for i in 0..<g.workers {
+                let name = "async:\(g.name)/\(i)"
+                members.append(Worker(name: name, kind: "async", index: i) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: "async", name: name, rtimerIndex: 0,
+                                     asyncGroup: g.name, timers: [], states: [], start: start)
+                })
+            }
+            groups.append((g.name, members))
+            workers += members
+        }
         for w in workers { w.start() }
+        for (name, members) in groups { runtime.asyncGroups.register(name, members) }
         var failures: [ConfigError] = []
         for w in workers {
             if let failure = w.waitStarted() { failures.append(ConfigError("worker \(w.name) failed to start: \(failure)")) }

@@ -24,6 +24,24 @@ public final class HostSetup: @unchecked Sendable {
     public var warnings: [String] = []
     /// Configuration errors found so far (all are reported, then startup stops).
     public var errors: [ConfigError] = []
+    /// async: timer workers for `route`, ms resolution for `ms_route`, the suspending
+    /// functions' success value, and the core async worker groups.
+    public var asyncRouteWorkers = 1
+    public var asyncMsTimer = 0
+    public var asyncReturn = 0
+    public var asyncDefaultWorkers: Int?
+    public var asyncGroups: [AsyncGroupConfig] = []
+
+    /// The async groups to start: `default` (async_workers, or 1 when only named groups are
+    /// set, as Kamailio does) and the named ones.
+    public var effectiveAsyncGroups: [AsyncGroupConfig] {
+        var out: [AsyncGroupConfig] = []
+        let named = asyncGroups.filter { $0.name != "default" }
+        let defaultSize = asyncGroups.last { $0.name == "default" }?.workers ?? asyncDefaultWorkers ?? (named.isEmpty ? 0 : 1)
+        if defaultSize > 0 { out.append(AsyncGroupConfig(name: "default", workers: defaultSize)) }
+        return out + named
+    }
+
     /// `#!define`s of a kamailio.cfg (`KSR.kx.get_def`).
     public var defines: [String: String] = [:]
     /// Where each setting came from, for later checks: (module, param, location, value).
@@ -68,6 +86,7 @@ public final class HostRuntime: Sendable {
     public let queueList: [MessageQueue]
     public let shared: SharedVars
     public let metrics: HostMetrics
+    public let asyncGroups: AsyncGroups
     public let startTime: (seconds: Int, micros: Int)
 
     /// A runtime for `setup`; a reload passes the running one so that queues, `$shv`s,
@@ -86,6 +105,7 @@ public final class HostRuntime: Sendable {
         self.queueList = queues.queues
         self.shared = previous?.shared ?? SharedVars()
         self.metrics = previous?.metrics ?? HostMetrics()
+        self.asyncGroups = previous?.asyncGroups ?? AsyncGroups()
         self.startTime = previous?.startTime ?? WallClock.now()
         if previous == nil {
             for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }

@@ -5,6 +5,7 @@ import Logging
 import LuaBridge
 import Prometheus
 import RTimer
+import HeapModule
 import Synchronization
 
 /// The live state of one timer on one worker, shared with the control plane
@@ -55,11 +56,27 @@ final class ScriptWorker: WorkerBody {
     private let script: String
     private var callbackMetrics: [String: CallbackMetrics] = [:]
     private var pending: (lua: LuaState, ctx: WorkerContext, timers: [TimerDefinition])?
+    /// Callbacks suspended by `KSR.async.sleep`, by wake-up time.
+    private var sleepers = Heap<Sleeper>()
+    private var sleeperSeq: UInt64 = 0
     let name: String
 
+    /// A coroutine waiting in `KSR.async.sleep`, with the event state it resumes with.
+    struct Sleeper: Comparable {
+        let wake: UInt64
+        let seq: UInt64
+        let co: LuaState.LuaThread
+        let function: String
+        let asyncData: String?
+        let eventTime: (seconds: Int, micros: Int)
+        static func < (a: Sleeper, b: Sleeper) -> Bool { (a.wake, a.seq) < (b.wake, b.seq) }
+        static func == (a: Sleeper, b: Sleeper) -> Bool { a.seq == b.seq }
+    }
+
     init(runtime: HostRuntime, script: String, kind: String, name: String, rtimerIndex: Int,
-         timers: [TimerDefinition], states: [TimerState], start: UInt64) throws {
-        (lua, ctx) = try Self.load(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex)
+         asyncGroup: String? = nil, timers: [TimerDefinition], states: [TimerState], start: UInt64) throws {
+        (lua, ctx) = try Self.load(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex,
+                                   asyncGroup: asyncGroup)
         // Timer workers wake on deadlines: 1 µs of timer slack instead of Linux's default 50 µs.
         if !timers.isEmpty { _ = ksr_set_timer_slack_ns(1000) }
         self.script = script
@@ -76,9 +93,10 @@ final class ScriptWorker: WorkerBody {
 
     /// A new Lua state with the KSR table and the script loaded.
     private static func load(runtime: HostRuntime, script: String, kind: String, name: String,
-                             rtimerIndex: Int) throws -> (LuaState, WorkerContext) {
+                             rtimerIndex: Int, asyncGroup: String?) throws -> (LuaState, WorkerContext) {
         let lua = try LuaState()
-        let ctx = WorkerContext(lua: lua, runtime: runtime, phase: .loading, kind: kind, name: name, rtimerIndex: rtimerIndex)
+        let ctx = WorkerContext(lua: lua, runtime: runtime, phase: .loading, kind: kind, name: name, rtimerIndex: rtimerIndex,
+                                asyncGroup: asyncGroup)
         lua.setContext(Unmanaged.passUnretained(ctx).toOpaque())
         try KSRTable.install(ctx)
         for (n, v) in runtime.setup.varInit {
@@ -89,9 +107,18 @@ final class ScriptWorker: WorkerBody {
         return (lua, ctx)
     }
 
-    func nextDeadline() -> UInt64? { timerSet.nextDeadline }
+    func nextDeadline() -> UInt64? {
+        switch (timerSet.nextDeadline, sleepers.min?.wake) {
+        case (let t?, let s?): return min(t, s)
+        case (let t, let s): return t ?? s
+        }
+    }
 
     func fireDue(now: UInt64) {
+        while let s = sleepers.min, s.wake <= now {
+            _ = sleepers.removeMin()
+            wake(s)
+        }
         for (id, tick) in timerSet.fireDue(now: now) {
             let timer = timers[id]
             let state = states[id]
@@ -125,17 +152,41 @@ final class ScriptWorker: WorkerBody {
         return timers.firstIndex { $0.name.lowercased() == key }
     }
 
+    /// Runs an async task (`KSR.async.task_data`): the callback gets "async:task-data" and
+    /// reads the data with `KSR.async.get_data()`.
+    func runTask(_ function: String, data: String) {
+        ctx.asyncData = data
+        run(function, "async:task-data")
+        ctx.asyncData = nil
+    }
+
     /// Runs one event callback as a coroutine; errors are logged with the traceback.
     func run(_ function: String, _ argument: String) {
         ctx.eventTime = WallClock.now()
         ctx.dropRequested = false
-        let m = callbackMetrics[function] ?? {
-            let m = ctx.runtime.metrics.callback(function)
-            callbackMetrics[function] = m
-            return m
-        }()
+        account(function) { lua.callGlobal(function, args: [argument]) }
+    }
+
+    /// Resumes a callback whose sleep is over, with the event state it had.
+    private func wake(_ s: Sleeper) {
+        ctx.asyncData = s.asyncData
+        ctx.eventTime = s.eventTime
+        account(s.function) { lua.resume(s.co, returning: 1) }
+        ctx.asyncData = nil
+    }
+
+    private func metrics(_ function: String) -> CallbackMetrics {
+        if let m = callbackMetrics[function] { return m }
+        let m = ctx.runtime.metrics.callback(function)
+        callbackMetrics[function] = m
+        return m
+    }
+
+    /// Runs (or resumes) a callback, counts it and handles how it ended.
+    private func account(_ function: String, _ body: () -> LuaState.CallOutcome) {
+        let m = metrics(function)
         let started = SystemClock().nowNanos()
-        let outcome = lua.callGlobal(function, args: [argument])
+        let outcome = body()
         m.duration.recordNanoseconds(Int64(clamping: SystemClock().nowNanos() &- started))
         m.calls.increment()
         switch outcome {
@@ -147,10 +198,16 @@ final class ScriptWorker: WorkerBody {
             m.errors.increment()
             logger.error("error from Lua: \(error.traceback ?? error.message)", metadata: ["ksr.module": "app_lua"])
         case .yielded(let co):
-            lua.discard(co)
-            m.errors.increment()
-            logger.error("[\(function)] yielded, but nothing can resume it here: the callback was abandoned",
-                         metadata: ["ksr.module": "app_lua"])
+            if let ms = lua.sleepRequest(co) {
+                sleeperSeq &+= 1
+                sleepers.insert(Sleeper(wake: SystemClock().nowNanos() &+ UInt64(ms) &* 1_000_000, seq: sleeperSeq, co: co,
+                                        function: function, asyncData: ctx.asyncData, eventTime: ctx.eventTime))
+            } else {
+                lua.discard(co)
+                m.errors.increment()
+                logger.error("[\(function)] yielded outside KSR.async.sleep/ms_sleep: nothing can resume it, the callback was abandoned",
+                             metadata: ["ksr.module": "app_lua"])
+            }
         }
     }
 
@@ -161,7 +218,8 @@ final class ScriptWorker: WorkerBody {
     func prepareReload(runtime: HostRuntime, script: String, timers newTimers: [TimerDefinition]) -> String? {
         do {
             let (newLua, newCtx) = try Self.load(runtime: runtime, script: script, kind: ctx.workerKind,
-                                                 name: ctx.workerName, rtimerIndex: ctx.rtimerIndex)
+                                                 name: ctx.workerName, rtimerIndex: ctx.rtimerIndex,
+                                                 asyncGroup: ctx.asyncGroup)
             newCtx.adoptState(of: ctx)
             pending = (newLua, newCtx, newTimers)
             return nil
@@ -176,6 +234,11 @@ final class ScriptWorker: WorkerBody {
     func commitReload() {
         guard let p = pending else { return }
         pending = nil
+        if !sleepers.isEmpty {
+            logger.warning("reload: \(sleepers.count) callbacks sleeping in KSR.async.sleep belong to the old script and are dropped",
+                           metadata: ["ksr.module": "app_lua"])
+            while let s = sleepers.popMin() { lua.discard(s.co) }
+        }
         lua = p.lua
         ctx = p.ctx
         timers = p.timers

@@ -46,11 +46,16 @@ public final class WorkerContext {
     public var message = FakedMessage()
     /// Set by `KSR.x.drop()` / `KSR.set_drop()` for the current event.
     var dropRequested = false
+    /// The data of the running async task (`KSR.async.get_data`, `$async(data)`).
+    var asyncData: String?
+    /// The async group this worker belongs to (`KSR.async.get_gname`, `$async(gname)`).
+    let asyncGroup: String?
     /// Receive time of the current event (`$Ts`).
     var eventTime: (seconds: Int, micros: Int) = (0, 0)
 
     init(lua: LuaState, runtime: HostRuntime, phase: Phase, kind: String, name: String,
-         rtimerIndex: Int = 0, setup: HostSetup? = nil) {
+         rtimerIndex: Int = 0, asyncGroup: String? = nil, setup: HostSetup? = nil) {
+        self.asyncGroup = asyncGroup
         self.lua = lua
         self.runtime = runtime
         self.exports = runtime.exports

@@ -181,7 +181,28 @@ public final class LuaState {
         return resume(co, nargs: Int32(args.count))
     }
 
-    /// Resumes a coroutine that yielded earlier, with no values.
+    /// The first value `KSR.async.sleep` and `ms_sleep` yield, so that the host can tell its own
+    /// suspensions from a script's stray `coroutine.yield`.
+    public static let sleepMarker = "~~ksr~sleep~~"
+
+    /// The milliseconds a coroutine that just yielded asked to sleep (`coroutine.yield(marker,
+    /// ms)`), or nil if it yielded anything else. Clears the yielded values.
+    public func sleepRequest(_ co: LuaThread) -> Int? {
+        defer { lua_settop(co.pointer, 0) }
+        let n = lua_gettop(co.pointer)
+        guard n == 2, lua_type(co.pointer, 1) == LUA_TSTRING, Self.message(co.pointer, 1) == Self.sleepMarker else { return nil }
+        var ok: Int32 = 0
+        let ms = lua_tointegerx(co.pointer, 2, &ok)
+        return ok != 0 ? Int(ms) : nil
+    }
+
+    /// Resumes a coroutine that yielded for a sleep; the sleep call returns `value`.
+    public func resume(_ co: LuaThread, returning value: Int) -> CallOutcome {
+        lua_pushinteger(co.pointer, lua_Integer(value))
+        return resume(co, nargs: 1)
+    }
+
+    /// Resumes a coroutine that yielded earlier, with `nargs` values on its stack.
     public func resume(_ co: LuaThread, nargs: Int32 = 0) -> CallOutcome {
         var nres: Int32 = 0
         let status = lua_resume(co.pointer, L, nargs, &nres)

@@ -1,0 +1,156 @@
+import Control
+import KSRBase
+import KSRCore
+import LuaBridge
+import Synchronization
+
+/// The core async worker groups (`async_workers`, `async_workers_group`): named pools of
+/// workers, each with its own Lua state, that run tasks pushed by `KSR.async.task_*`.
+public final class AsyncGroups: Sendable {
+    private let groups = Mutex<[String: [Worker]]>([:])
+    private let next = Atomic<Int>(0)
+
+    public init() {}
+
+    func register(_ name: String, _ workers: [Worker]) { groups.withLock { $0[name] = workers } }
+
+    /// Hands a job to one worker of `group` (round robin); false if the group has none.
+    func post(group: String, _ job: @escaping WorkerJob) -> Bool {
+        guard let workers = groups.withLock({ $0[group] }), !workers.isEmpty else { return false }
+        let i = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        workers[abs(i % workers.count)].post(job)
+        return true
+    }
+
+    var names: [String] { groups.withLock { Array($0.keys).sorted() } }
+}
+
+/// One async worker group as configured.
+public struct AsyncGroupConfig: Sendable, Equatable {
+    public var name: String
+    public var workers: Int
+}
+
+/// async: suspend a request and resume it later (with the SIP core), run tasks with data on
+/// worker groups, and — beyond Kamailio — `KSR.async.sleep`/`ms_sleep`, which suspend the
+/// running Lua coroutine and resume it at the next statement with every local intact.
+struct AsyncModule: KEMIModule {
+    let name = "async"
+    let summary = "asynchronous tasks on worker groups, and coroutine sleeps"
+
+    var params: [ModuleParam] {
+        [
+            ModuleParam("workers", .int, doc: "Timer workers for KSR.async.route (default 1).") { setup, v throws(ParamError) in
+                guard let n = v.intValue, n >= 0 else { throw ParamError("expects a non-negative integer, got \(v)") }
+                setup.asyncRouteWorkers = n
+                return []
+            },
+            ModuleParam("ms_timer", .int, doc: "Resolution in ms of KSR.async.ms_route (0: disabled).") { setup, v throws(ParamError) in
+                guard let n = v.intValue, n >= 0 else { throw ParamError("expects a non-negative integer, got \(v)") }
+                setup.asyncMsTimer = n
+                return []
+            },
+            ModuleParam("return", .int, doc: "Value the suspending functions return on success (default 0).") { setup, v throws(ParamError) in
+                guard let n = v.intValue else { throw ParamError("expects an integer, got \(v)") }
+                setup.asyncReturn = n
+                return []
+            },
+        ]
+    }
+
+    var exports: [KEMIExport] {
+        func suspending(_ fn: String, _ params: [(String, KEMIParam)], _ doc: String) -> KEMIExport {
+            KEMIExport("async", fn, params, returns: .int, doc: doc) { ctx, args in
+                // Every message is the faked one until the SIP core arrives: Kamailio refuses it.
+                ctx.logUsageError(args.L, "async.\(fn): invalid usage for faked message (no SIP request to suspend here)")
+                return .int(-1)
+            }
+        }
+        return [
+            suspending("route", [("callback", .str), ("seconds", .int)],
+                       "Suspends the request and resumes it in callback after 1..99 s."),
+            suspending("ms_route", [("callback", .str), ("ms", .int)],
+                       "Suspends the request and resumes it in callback after 1..29999 ms."),
+            suspending("task_route", [("callback", .str)],
+                       "Suspends the request and resumes it in callback on the default async group."),
+            suspending("task_group_route", [("callback", .str), ("group", .str)],
+                       "Suspends the request and resumes it in callback on an async group."),
+            KEMIExport("async", "task_data", [("callback", .str), ("data", .str)], returns: .int,
+                       doc: "Runs callback(\"async:task-data\") with data on the default async group: 1, or -1 if it has no workers.") { ctx, args in
+                Self.pushTask(ctx, args, group: "default", callback: args.string(1), data: args.string(2))
+            },
+            KEMIExport("async", "task_group_data", [("callback", .str), ("group", .str), ("data", .str)], returns: .int,
+                       doc: "Runs callback(\"async:task-data\") with data on a named async group: 1, or -1 if the group does not exist.") { ctx, args in
+                let g = args.string(2) ?? ""
+                return Self.pushTask(ctx, args, group: g.isEmpty ? "default" : g, callback: args.string(1), data: args.string(3))
+            },
+            KEMIExport("async", "get_data", returns: .xval, doc: "The data of the running task_data callback; \"\" elsewhere.") { ctx, _ in
+                .string(ctx.asyncData ?? "")
+            },
+            KEMIExport("async", "get_gname", returns: .xval, doc: "The async group of this worker; \"\" elsewhere.") { ctx, _ in
+                .string(ctx.asyncGroup ?? "")
+            },
+            KEMIExport("async", "sleep", [("seconds", .int)], returns: .int,
+                       doc: "KSRHost: suspends this callback for whole seconds and continues at the next statement, locals intact; the worker serves other events meanwhile. Returns 1.",
+                       lua: Self.sleepLua(scale: 1000, name: "sleep")),
+            KEMIExport("async", "ms_sleep", [("ms", .int)], returns: .int,
+                       doc: "KSRHost: suspends this callback for milliseconds and continues at the next statement, locals intact. Returns 1.",
+                       lua: Self.sleepLua(scale: 1, name: "ms_sleep")),
+        ]
+    }
+
+    /// Longest sleep: one day.
+    static let maxSleepMillis = 86_400_000
+
+    static func sleepLua(scale: Int, name: String) -> String {
+        """
+        (function(yield, isyieldable, tointeger, marker)
+          return function(n)
+            local v = tointeger(n)
+            if v == nil or v <= 0 or v * \(scale) > \(maxSleepMillis) then
+              error("KSR.async.\(name): expects a positive whole number up to \(maxSleepMillis / scale), got " .. tostring(n), 2)
+            end
+            if not isyieldable() then
+              error("KSR.async.\(name): only inside a callback (not while the script loads)", 2)
+            end
+            return yield(marker, v * \(scale))
+          end
+        end)(coroutine.yield, coroutine.isyieldable, math.tointeger, "\(LuaState.sleepMarker)")
+        """
+    }
+
+    static func pushTask(_ ctx: WorkerContext, _ args: LuaArgs, group: String, callback: String?, data: String?) -> KEMIValue {
+        guard let callback, !callback.isEmpty else {
+            ctx.logUsageError(args.L, "async: missing callback name")
+            return .int(-1)
+        }
+        guard callback.utf8.count <= 62 else {
+            ctx.logUsageError(args.L, "async: callback name is too long: \(callback)")
+            return .int(-1)
+        }
+        let data = data ?? ""
+        let pushed = ctx.runtime.asyncGroups.post(group: group) { body in
+            (body as? ScriptWorker)?.runTask(callback, data: data)
+        }
+        guard pushed else {
+            // Kamailio logs a warning, returns 1 and drops the task; KSRHost says so and fails.
+            ctx.logUsageError(args.L, group == "default"
+                ? "async task not run: there are no async workers (set coreparam(\"async_workers\", N))"
+                : "async task not run: async group [\(group)] not found (set coreparam(\"async_workers_group\", \"name=\(group);workers=N\"))")
+            return .int(-1)
+        }
+        return .int(1)
+    }
+
+    var pseudoVariables: [PVClass] {
+        [
+            PVClass("async", argument: .required, doc: "$async(data): the running task's data; $async(gname): this worker's async group (nil elsewhere).") { _, arg throws(ParamError) in
+                switch arg! {
+                case "data": return PVAccess(get: { $0.asyncData.map { .string($0) } ?? .null })
+                case "gname": return PVAccess(get: { $0.asyncGroup.map { .string($0) } ?? .null })
+                default: throw ParamError("unknown $async(\(arg!)): use data or gname")
+                }
+            },
+        ]
+    }
+}
