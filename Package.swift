@@ -90,7 +90,7 @@ let package = Package(
         .target(
             name: "KEMI",
             dependencies: [
-                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control",
+                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -119,6 +119,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ksr"],
+            exclude: ["sipp"],
             swiftSettings: strict
         ),
     ],

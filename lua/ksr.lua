@@ -7,9 +7,11 @@ KSRVERSION = "2.0"
 
 KSR = {}
 KSR.async = {}
+KSR.hdr = {}
 KSR.kx = {}
 KSR.mqueue = {}
 KSR.pv = {}
+KSR.sl = {}
 KSR.x = {}
 
 --- Logs at CRITICAL.
@@ -252,11 +254,54 @@ function KSR.async.task_group_route(callback, group) end
 ---@return integer
 function KSR.async.task_route(callback) end
 
+--- Adds header lines ("Name: value\r\n") to the replies sent for this message: 1, or -1.
+---@param text string
+---@return integer
+function KSR.hdr.append_to_reply(text) end
+
+--- Body of the first header with that name (compact forms match); nil if absent.
+---@param name string
+---@return string|integer|nil
+function KSR.hdr.get(name) end
+
+--- Body of the i-th header with that name (0-based; negative counts from the end); nil if absent.
+---@param name string
+---@param index integer
+---@return string|integer|nil
+function KSR.hdr.get_idx(name, index) end
+
+--- Like get, "" if absent.
+---@param name string
+---@return string|integer|nil
+function KSR.hdr.gete(name) end
+
+--- Like get_idx, "" if absent.
+---@param name string
+---@param index integer
+---@return string|integer|nil
+function KSR.hdr.gete_idx(name, index) end
+
+--- Like get, "<null>" if absent.
+---@param name string
+---@return string|integer|nil
+function KSR.hdr.getw(name) end
+
+--- Like get_idx, "<null>" if absent.
+---@param name string
+---@param index integer
+---@return string|integer|nil
+function KSR.hdr.getw_idx(name, index) end
+
+--- 1 if a header with that name is present, -1 if not.
+---@param name string
+---@return integer
+function KSR.hdr.is_present(name) end
+
 --- The message body.
 ---@return string|integer|nil
 function KSR.kx.get_body() end
 
---- The body length.
+--- The body length in bytes.
 ---@return integer
 function KSR.kx.get_bodylen() end
 
@@ -304,7 +349,7 @@ function KSR.kx.get_fuser() end
 ---@return string|integer|nil
 function KSR.kx.get_method() end
 
---- The message length.
+--- The message length in bytes.
 ---@return integer
 function KSR.kx.get_msglen() end
 
@@ -556,6 +601,18 @@ function KSR.pv.sets(name, value) end
 ---@return boolean
 function KSR.pv.unset(name) end
 
+--- Replies through the transaction if there is one, else statelessly: 1 sent, -1 error.
+---@param code integer
+---@param reason string
+---@return integer
+function KSR.sl.send_reply(code, reason) end
+
+--- Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code).
+---@param code integer
+---@param reason string
+---@return integer
+function KSR.sl.sl_send_reply(code, reason) end
+
 --- Marks the message to be dropped, then exits like KSR.x.exit().
 ---@return false
 function KSR.x.drop() end
@@ -574,6 +631,8 @@ function KSR.x.modf(name) end
 function KSR.x.probe() end
 
 -- Pseudo-variables (read with KSR.pv.get, set with KSR.pv.sets/seti):
+--   $Ri: IP address of the socket the message arrived on.
+--   $Rp: Port of the socket the message arrived on.
 --   $TF: Current time as ctime text, e.g. "Mon Nov 23 07:45:38 2026".
 --   $TS: Current Unix time (integer).
 --   $TV(...): Time of day: s and u (seconds, microseconds of the event), sn and un (now), Sn ("sec.usec" now).
@@ -581,28 +640,33 @@ function KSR.x.probe() end
 --   $Tf: Event time as ctime text.
 --   $Ts: Unix time when the current event started (integer).
 --   $ci: Call-ID.
+--   $cs: CSeq number.
 --   $du: Destination URI (settable; unset clears it).
 --   $fU: From URI user.
 --   $fd: From URI host.
 --   $ft: From tag.
 --   $fu: From URI.
---   $hdr(...): Body of the first header with that name (compact forms too).
+--   $hdr(...): Body of the first header with that name (compact forms too); nil if absent.
 --   $mb: The whole message.
---   $ml: Message length.
+--   $ml: Message length in bytes.
 --   $ou: Original request URI.
 --   $pp: Process id.
---   $pr: Transport protocol.
+--   $pr: Transport protocol (udp, tcp).
 --   $rU: Request URI user.
 --   $rd: Request URI host.
---   $rm: Request method.
+--   $rm: Request method (CSeq method for a reply).
 --   $rp: Request URI port.
+--   $rr: Reply reason phrase (replies only).
+--   $rs: Reply status code (replies only).
 --   $ru: Request URI (settable).
 --   $shv(...): Variable shared by all workers; never set reads as integer 0, unset as "".
 --   $si: Source IP address.
 --   $sp: Source port.
 --   $tU: To URI user.
 --   $td: To URI host.
+--   $tt: To tag.
 --   $tu: To URI.
+--   $ua: User-Agent header body.
 --   $var(...): Per-worker variable; never set or unset reads as integer 0.
 --   $rtimer_worker: Index of the dedicated rtimer worker (0..mode-1); 0 elsewhere.
 --   $mq_size(...): Number of items in queue q.

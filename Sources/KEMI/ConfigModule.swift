@@ -2,6 +2,7 @@ import Control
 import KSRBase
 import KSRCore
 import CLua
+import SIPTransport
 import LuaBridge
 
 /// The configuration calls a script makes at its top level, in Kamailio's words:
@@ -76,7 +77,6 @@ struct CompatModule: KEMIModule {
                      strings: ["ac_extra_hdrs", "contacts_avp", "contact_flows_avp", "fr_timer_avp", "fr_inv_timer_avp",
                                "auto_inv_100_reason", "xavp_contact"]),
         CompatModule("tmx", "transaction extensions", ints: ["precheck_trans"]),
-        CompatModule("sl", "stateless replies (KSR.sl arrives with the SIP core)", ints: ["bind_tm"], strings: ["default_reason", "event_callback"]),
         CompatModule("xlog", "formatted logging", ints: ["buf_size", "force_color", "long_format", "prefix_mode", "log_colors"],
                      strings: ["prefix", "methods_filter"]),
         CompatModule("kex", "core extensions"),
@@ -120,7 +120,11 @@ enum Config {
             guard let n = v.intValue, n >= 1 else { throw ParamError("children expects a positive integer, got \(v)") }
         },
         "listen": { v throws(ParamError) in
-            guard !v.text.isEmpty else { throw ParamError("listen expects proto:address:port") }
+            do throws(SIPTransportError) {
+                _ = try SIPListenAddress(parsing: v.text)
+            } catch {
+                throw ParamError("listen: \(error.message)")
+            }
         },
         "async_workers": { v throws(ParamError) in
             guard let n = v.intValue, n >= 0 else { throw ParamError("async_workers expects a non-negative integer, got \(v)") }

@@ -3,6 +3,7 @@ import KSRBase
 import KSRCore
 import Logging
 import LuaBridge
+import SIP
 
 #if canImport(Glibc)
 import Glibc
@@ -139,6 +140,7 @@ struct CoreModule: KEMIModule {
         switch w.kind {
         case "rtimer": return "RTIMER EXEC child=\(w.index) timer=\(w.name.split(separator: ":").last.map { String($0.split(separator: "/")[0]) } ?? w.name)"
         case "async": return "Async Task Worker - \(w.name.dropFirst(6).split(separator: "/")[0])"
+        case "sip": return "SIP receiver child=\(w.index)"
         default: return "slow timer (rtimer mode 0)"
         }
     }
@@ -190,15 +192,21 @@ struct KemixModule: KEMIModule {
         str("get_srcip", "The source IP address.") { $0.message.sourceIP }
         str("get_method", "The request method.") { $0.message.method }
         str("get_callid", "The Call-ID.") { $0.message.callID }
-        modes("ua", "The User-Agent header body.") { _ in nil }
-        str("get_proto", "The transport protocol (udp, tcp...).") { _ in "udp" }
-        modes("body", "The message body.") { _ in nil }
+        modes("ua", "The User-Agent header body.") { $0.message.sip.header(.userAgent) }
+        str("get_proto", "The transport protocol (udp, tcp...).") { $0.message.proto }
+        modes("body", "The message body.") { c in c.message.sip.bodyRange.isEmpty ? nil : c.message.sip.bodyText }
         e.append(KEMIExport("kx", "get_srcport", returns: .int, doc: "The source port.") { ctx, _ in .int(ctx.message.sourcePort) })
-        e.append(KEMIExport("kx", "get_status", returns: .int, doc: "The reply status code; -1 for a request.") { _, _ in .int(-1) })
-        e.append(KEMIExport("kx", "get_msgtype", returns: .int, doc: "1 for a request, 2 for a reply.") { _, _ in .int(1) })
+        e.append(KEMIExport("kx", "get_status", returns: .int, doc: "The reply status code; -1 for a request.") { ctx, _ in
+            .int(ctx.message.sip.statusCode ?? -1)
+        })
+        e.append(KEMIExport("kx", "get_msgtype", returns: .int, doc: "1 for a request, 2 for a reply.") { ctx, _ in
+            .int(ctx.message.sip.isRequest ? 1 : 2)
+        })
         e.append(KEMIExport("kx", "get_timestamp", returns: .int, doc: "The current Unix time.") { _, _ in .int(WallClock.now().seconds) })
-        e.append(KEMIExport("kx", "get_bodylen", returns: .int, doc: "The body length.") { _, _ in .int(0) })
-        e.append(KEMIExport("kx", "get_msglen", returns: .int, doc: "The message length.") { ctx, _ in .int(ctx.message.raw.utf8.count) })
+        e.append(KEMIExport("kx", "get_bodylen", returns: .int, doc: "The body length in bytes.") { ctx, _ in
+            .int(ctx.message.sip.bodyRange.count)
+        })
+        e.append(KEMIExport("kx", "get_msglen", returns: .int, doc: "The message length in bytes.") { ctx, _ in .int(ctx.message.length) })
         e.append(KEMIExport("kx", "get_env", [("name", .str)], returns: .xval, needsMessage: false,
                             doc: "An environment variable, or nil.") { _, args in
             guard let n = args.string(1), let v = getenv(n) else { return .null }

@@ -39,7 +39,8 @@ public struct ConfigFailure: Error, CustomStringConvertible {
 public final class ScriptHost: @unchecked Sendable {
     /// Every module KSRHost provides, in the order their exports are numbered.
     public static let modules: [any KEMIModule] =
-        [CoreModule(), PVModule(), KemixModule(), RTimerModule(), MQueueModule(), AsyncModule(), AppLuaModule(), ConfigModule()]
+        [CoreModule(), PVModule(), KemixModule(), SLModule(), HdrModule(), RTimerModule(), MQueueModule(), AsyncModule(),
+         AppLuaModule(), ConfigModule()]
         + CompatModule.all
 
     /// The running configuration; replaced by a successful reload.

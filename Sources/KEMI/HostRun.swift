@@ -6,6 +6,7 @@ import MQueue
 import MQueueSQLite
 import Prometheus
 import Control
+import SIPTransport
 import RTimer
 import Synchronization
 
@@ -70,6 +71,20 @@ extension ScriptHost {
             groups.append((g.name, members))
             workers += members
         }
+        // SIP receivers: `children` workers serve every listen socket.
+        let listen = setup.listen.compactMap { try? SIPListenAddress(parsing: $0) }
+        var receivers: [Worker] = []
+        if !listen.isEmpty {
+            let children = max(1, setup.core["children"]?.intValue ?? 8)
+            for i in 0..<children {
+                let name = "sip/\(i)"
+                receivers.append(Worker(name: name, kind: "sip", index: i) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: "sip", name: name, rtimerIndex: 0,
+                                     timers: [], states: [], start: start)
+                })
+            }
+            workers += receivers
+        }
         for w in workers { w.start() }
         for (name, members) in groups { runtime.asyncGroups.register(name, members) }
         var failures: [ConfigError] = []
@@ -81,6 +96,17 @@ extension ScriptHost {
             $0.timerStates = allStates
             $0.store = store
             $0.startedAt = WallClock.now()
+        }
+        if failures.isEmpty && !listen.isEmpty {
+            let transport = SIPTransport(logger: Logger(label: "sip"))
+            let dispatcher = SIPDispatcher(receivers)
+            do {
+                try transport.start(listen: listen) { inbound in dispatcher.dispatch(inbound) }
+                runtime.sip.set(transport)
+                logger.info("SIP: \(receivers.count) receiver workers", metadata: ["ksr.module": "sip"])
+            } catch {
+                failures.append(ConfigError("SIP: \(error)"))
+            }
         }
         if !failures.isEmpty {
             stop()
@@ -154,6 +180,10 @@ extension ScriptHost {
             return (w, s.store, s.runtime, c)
         }
         for c in servers { c.stop() }
+        if let t = runtime.sip.transport {
+            t.stop()
+            runtime.sip.set(nil)
+        }
         for w in workers { w.stop() }
         for w in workers { w.join() }
         guard let url = runtime.setup.dbURL else { return }
@@ -276,4 +306,24 @@ extension ScriptHost {
 extension ScriptWorker {
     /// Names of the timers this worker serves.
     var timerNames: [String] { timerDefinitions.map(\.name) }
+}
+
+/// Spreads received SIP messages over the receiver workers: UDP round robin, a TCP
+/// connection always to the same worker so its messages stay in order.
+final class SIPDispatcher: Sendable {
+    let workers: [Worker]
+    let next = Atomic<Int>(0)
+
+    init(_ workers: [Worker]) { self.workers = workers }
+
+    func dispatch(_ inbound: SIPInbound) {
+        let n = workers.count
+        let i: Int
+        if let c = inbound.connection {
+            i = Int(c.id % UInt64(n))
+        } else {
+            i = (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % n
+        }
+        workers[i % n].post { body in (body as? ScriptWorker)?.handleSIP(inbound) }
+    }
 }

@@ -1,6 +1,7 @@
 import KSRBase
 import KSRCore
 import LuaBridge
+import SIP
 import Synchronization
 
 #if canImport(Glibc)
@@ -198,47 +199,42 @@ struct PVModule: KEMIModule {
                     return true
                 })
             },
-            PVClass("hdr", argument: .required, doc: "Body of the first header with that name (compact forms too).") { _, arg throws(ParamError) in
-                let wanted = Self.canonicalHeader(arg!)
-                return PVAccess(get: { c in
-                    for h in c.message.headers where Self.canonicalHeader(h.name) == wanted { return .string(h.value) }
-                    return .null
-                })
+            PVClass("hdr", argument: .required, doc: "Body of the first header with that name (compact forms too); nil if absent.") { _, arg throws(ParamError) in
+                let name = arg!
+                return PVAccess(get: { c in c.message.sip.header(named: name).map { .string($0) } ?? .null })
             },
         ]
         func ro(_ name: String, _ doc: String, _ get: @escaping @Sendable (WorkerContext) -> PVValue) {
             c.append(PVClass(name, doc: doc) { _, _ throws(ParamError) in PVAccess(get: get) })
         }
         @Sendable func str(_ s: String?) -> PVValue { s.map { .string($0) } ?? .null }
-        ro("rm", "Request method.") { .string($0.message.method) }
+        ro("rm", "Request method (CSeq method for a reply).") { .string($0.message.method) }
         ro("rU", "Request URI user.") { str(URIParts($0.message.requestURI).user) }
         ro("rd", "Request URI host.") { str(URIParts($0.message.requestURI).host) }
         ro("rp", "Request URI port.") { .int(URIParts($0.message.requestURI).port ?? 5060) }
         ro("ou", "Original request URI.") { .string($0.message.originalURI) }
-        ro("fu", "From URI.") { .string($0.message.fromURI) }
+        ro("fu", "From URI.") { str($0.message.fromURI) }
         ro("fU", "From URI user.") { str(URIParts($0.message.fromURI).user) }
         ro("fd", "From URI host.") { str(URIParts($0.message.fromURI).host) }
-        ro("ft", "From tag.") { .string($0.message.fromTag) }
-        ro("tu", "To URI.") { .string($0.message.toURI) }
+        ro("ft", "From tag.") { str($0.message.fromTag) }
+        ro("tu", "To URI.") { str($0.message.toURI) }
         ro("tU", "To URI user.") { str(URIParts($0.message.toURI).user) }
         ro("td", "To URI host.") { str(URIParts($0.message.toURI).host) }
-        ro("ci", "Call-ID.") { .string($0.message.callID) }
+        ro("tt", "To tag.") { str($0.message.toTag) }
+        ro("ci", "Call-ID.") { str($0.message.callID) }
+        ro("cs", "CSeq number.") { c in c.message.sip.cseq.map { .int(Int($0.number)) } ?? .null }
         ro("si", "Source IP address.") { .string($0.message.sourceIP) }
         ro("sp", "Source port.") { .int($0.message.sourcePort) }
-        ro("pr", "Transport protocol.") { _ in .string("udp") }
+        ro("Ri", "IP address of the socket the message arrived on.") { .string($0.message.localIP) }
+        ro("Rp", "Port of the socket the message arrived on.") { .int($0.message.localPort) }
+        ro("pr", "Transport protocol (udp, tcp).") { .string($0.message.proto) }
+        ro("ua", "User-Agent header body.") { str($0.message.sip.header(.userAgent)) }
+        ro("rs", "Reply status code (replies only).") { c in c.message.sip.statusCode.map { .int($0) } ?? .null }
+        ro("rr", "Reply reason phrase (replies only).") { str($0.message.sip.reasonPhrase) }
         ro("mb", "The whole message.") { .string($0.message.raw) }
-        ro("ml", "Message length.") { .int($0.message.raw.utf8.count) }
+        ro("ml", "Message length in bytes.") { .int($0.message.length) }
         ro("T_reply_code", "Reply code of the transaction (0: none).") { _ in .int(0) }
         return c
-    }
-
-    static let compactHeaders: [String: String] = [
-        "f": "from", "t": "to", "i": "call-id", "v": "via", "m": "contact", "l": "content-length",
-        "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding", "o": "event",
-    ]
-    static func canonicalHeader(_ name: String) -> String {
-        let l = name.lowercased()
-        return compactHeaders[l] ?? l
     }
 
     static func ctime(_ seconds: Int) -> String {

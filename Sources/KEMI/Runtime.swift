@@ -3,6 +3,7 @@ import KSRCore
 import MQueue
 import RTimer
 import Synchronization
+import SIPTransport
 
 /// Settings collected during the configuration phase (one thread, before any worker starts).
 public final class HostSetup: @unchecked Sendable {
@@ -87,6 +88,8 @@ public final class HostRuntime: Sendable {
     public let shared: SharedVars
     public let metrics: HostMetrics
     public let asyncGroups: AsyncGroups
+    /// The SIP transport, set once the host has started it.
+    public let sip: SIPCore
     public let startTime: (seconds: Int, micros: Int)
 
     /// A runtime for `setup`; a reload passes the running one so that queues, `$shv`s,
@@ -106,6 +109,7 @@ public final class HostRuntime: Sendable {
         self.shared = previous?.shared ?? SharedVars()
         self.metrics = previous?.metrics ?? HostMetrics()
         self.asyncGroups = previous?.asyncGroups ?? AsyncGroups()
+        self.sip = previous?.sip ?? SIPCore()
         self.startTime = previous?.startTime ?? WallClock.now()
         if previous == nil {
             for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }
@@ -152,4 +156,12 @@ public final class HostRuntime: Sendable {
         }
         return try cls.resolve(ctx, arg.map(String.init))
     }
+}
+
+/// The host's SIP transport and receiver workers, shared with every worker.
+public final class SIPCore: Sendable {
+    private let state = Mutex<SIPTransport?>(nil)
+    public init() {}
+    public var transport: SIPTransport? { state.withLock { $0 } }
+    func set(_ t: SIPTransport?) { state.withLock { $0 = t } }
 }

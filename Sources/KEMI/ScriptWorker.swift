@@ -5,6 +5,8 @@ import Logging
 import LuaBridge
 import Prometheus
 import RTimer
+import SIP
+import SIPTransport
 import HeapModule
 import Synchronization
 
@@ -69,6 +71,7 @@ final class ScriptWorker: WorkerBody {
         let function: String
         let asyncData: String?
         let eventTime: (seconds: Int, micros: Int)
+        let message: MessageState
         static func < (a: Sleeper, b: Sleeper) -> Bool { (a.wake, a.seq) < (b.wake, b.seq) }
         static func == (a: Sleeper, b: Sleeper) -> Bool { a.seq == b.seq }
     }
@@ -160,18 +163,60 @@ final class ScriptWorker: WorkerBody {
         ctx.asyncData = nil
     }
 
-    /// Runs one event callback as a coroutine; errors are logged with the traceback.
+    /// Runs one event callback (timer, task) with the faked message, as a coroutine; errors
+    /// are logged with the traceback.
     func run(_ function: String, _ argument: String) {
         ctx.eventTime = WallClock.now()
         ctx.dropRequested = false
+        ctx.message = ctx.faked
         account(function) { lua.callGlobal(function, args: [argument]) }
+        if ctx.message.isFaked { ctx.faked = ctx.message }
+    }
+
+    /// Handles a SIP message from the transport: `ksr_request_route` for a request,
+    /// `ksr_reply_route` (if defined) for a reply. Malformed input gets a 400 when a reply can
+    /// be formed, else it is dropped with a log line.
+    func handleSIP(_ inbound: SIPInbound) {
+        let sip: SIPMessage
+        do {
+            sip = try SIPMessage(inbound.bytes, framing: inbound.proto == .udp ? .datagram : .stream)
+        } catch {
+            rejectMalformed(inbound, error)
+            return
+        }
+        ctx.eventTime = WallClock.now()
+        ctx.dropRequested = false
+        ctx.message = MessageState(sip: sip, inbound: inbound)
+        if sip.isRequest {
+            let route = "ksr_request_route"
+            account(route) { lua.callGlobal(route) }
+        } else if lua.hasGlobalFunction("ksr_reply_route") {
+            account("ksr_reply_route") { lua.callGlobal("ksr_reply_route") }
+        }
+    }
+
+    private func rejectMalformed(_ inbound: SIPInbound, _ error: SIPParseError) {
+        let from = "\(inbound.proto):\(inbound.source)"
+        guard let partial = error.partialMessage, partial.isRequest, partial.method != .ack,
+              let transport = ctx.runtime.sip.transport else {
+            logger.notice("dropped a malformed SIP message from \(from): \(error.reason)", metadata: ["ksr.module": "sip"])
+            return
+        }
+        let reply = SIPResponseBuilder.reply(
+            to: partial, status: 400, reason: "Bad Request", source: (inbound.source.ip, inbound.source.port),
+            toTag: SLModule.toTag(for: partial), extraHeaders: ["Warning: 399 ksr \"\(String(error.reason.map { $0 == "\"" ? "'" : $0 }))\""],
+            server: SLModule.server)
+        if let c = inbound.connection { transport.send(reply, on: c) } else { transport.send(reply, to: inbound.source, via: inbound.local) }
+        logger.notice("answered 400 to a malformed SIP request from \(from): \(error.reason)", metadata: ["ksr.module": "sip"])
     }
 
     /// Resumes a callback whose sleep is over, with the event state it had.
     private func wake(_ s: Sleeper) {
         ctx.asyncData = s.asyncData
         ctx.eventTime = s.eventTime
+        ctx.message = s.message
         account(s.function) { lua.resume(s.co, returning: 1) }
+        if ctx.message.isFaked { ctx.faked = ctx.message }
         ctx.asyncData = nil
     }
 
@@ -193,7 +238,11 @@ final class ScriptWorker: WorkerBody {
         case .returned:
             break
         case .missing:
-            logger.debug("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
+            if function == "ksr_request_route" {
+                logger.error("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
+            } else {
+                logger.debug("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
+            }
         case .failed(let error):
             m.errors.increment()
             logger.error("error from Lua: \(error.traceback ?? error.message)", metadata: ["ksr.module": "app_lua"])
@@ -201,7 +250,8 @@ final class ScriptWorker: WorkerBody {
             if let ms = lua.sleepRequest(co) {
                 sleeperSeq &+= 1
                 sleepers.insert(Sleeper(wake: SystemClock().nowNanos() &+ UInt64(ms) &* 1_000_000, seq: sleeperSeq, co: co,
-                                        function: function, asyncData: ctx.asyncData, eventTime: ctx.eventTime))
+                                        function: function, asyncData: ctx.asyncData, eventTime: ctx.eventTime,
+                                        message: ctx.message))
             } else {
                 lua.discard(co)
                 m.errors.increment()

@@ -4,6 +4,7 @@ import KSRCore
 import Logging
 import LuaBridge
 import MQueue
+import SIP
 
 /// Everything one worker owns: its Lua state, its `$var`s, the item it fetched last from each
 /// queue, its faked message. Created on the worker's thread and used only there.
@@ -42,8 +43,13 @@ public final class WorkerContext {
     // Queues by Lua string pointer, and the last fetched item per queue index.
     var queueCache = PointerCache<Int>()
     var fetched: [QueueItem?]
-    /// The message rtimer and other non-SIP callbacks run with (reused, as in Kamailio).
-    public var message = FakedMessage()
+    /// The message the running callback sees: a received SIP message, or the faked one.
+    public var message = MessageState.faked()
+    /// Reused for building replies.
+    var replyBuffer: [UInt8] = []
+    /// The faked message timer and task callbacks run with; changes to it persist between
+    /// callbacks of this worker, as in Kamailio.
+    var faked = MessageState.faked()
     /// Set by `KSR.x.drop()` / `KSR.set_drop()` for the current event.
     var dropRequested = false
     /// The data of the running async task (`KSR.async.get_data`, `$async(data)`).
@@ -160,57 +166,3 @@ final class PointerCache<Value> {
     }
 }
 
-/// The fake request that rtimer and other non-SIP callbacks run with, as in Kamailio:
-/// `OPTIONS sip:you@kamailio.org`, Call-ID 123, source "1.0.0.127":5060. Changes to `$ru`,
-/// `$du` and flags persist between callbacks of the same worker, as they do in Kamailio.
-public struct FakedMessage {
-    public var method = "OPTIONS"
-    public var requestURI = "sip:you@kamailio.org"
-    public let originalURI = "sip:you@kamailio.org"
-    public var destinationURI: String? = nil
-    public let fromURI = "sip:you@kamailio.org"
-    public let fromTag = "123"
-    public let toURI = "sip:you@kamailio.org"
-    public let callID = "123"
-    public let sourceIP = "1.0.0.127"
-    public let sourcePort = 5060
-    public var flags: UInt64 = 0
-    public let raw = "OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-
-    /// The headers of the faked message, in order.
-    public var headers: [(name: String, value: String)] {
-        [("Via", "SIP/2.0/UDP 127.0.0.1"), ("From", "<sip:you@kamailio.org>;tag=123"),
-         ("To", "<sip:you@kamailio.org>"), ("Call-ID", "123"), ("CSeq", "1 OPTIONS"), ("Content-Length", "0")]
-    }
-}
-
-/// The parts of a SIP URI that `$rU`, `$rd`... read. A light parser for the faked message;
-/// the SIP codec replaces it for real requests.
-struct URIParts {
-    var user: String?
-    var host: String?
-    var port: Int?
-
-    init(_ uri: String) {
-        var s = Substring(uri)
-        if let colon = s.firstIndex(of: ":"), ["sip", "sips", "tel"].contains(s[..<colon].lowercased()) {
-            s = s[s.index(after: colon)...]
-        }
-        if let end = s.firstIndex(where: { $0 == ";" || $0 == "?" || $0 == ">" }) { s = s[..<end] }
-        if let at = s.lastIndex(of: "@") {
-            let u = s[..<at]
-            user = String(u.split(separator: ":", maxSplits: 1).first ?? u)
-            s = s[s.index(after: at)...]
-        }
-        if s.hasPrefix("["), let close = s.firstIndex(of: "]") {
-            host = String(s[...close])
-            let rest = s[s.index(after: close)...]
-            if rest.hasPrefix(":") { port = Int(rest.dropFirst()) }
-        } else if let colon = s.lastIndex(of: ":") {
-            host = String(s[..<colon])
-            port = Int(s[s.index(after: colon)...])
-        } else {
-            host = String(s)
-        }
-    }
-}

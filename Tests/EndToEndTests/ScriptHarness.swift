@@ -16,14 +16,19 @@ struct ScriptRun {
         p.waitForStderr(timeout: timeout) { $0.contains(marker) }
         let status = p.stop()
         let err = p.stderr
+        return ScriptRun(stderr: err, status: status, results: parse(err))
+    }
+
+    /// The `RESULT key=value|type` lines of a log.
+    static func parse(_ log: String) -> [String: String] {
         var results: [String: String] = [:]
-        for line in err.split(separator: "\n") {
+        for line in log.split(separator: "\n") {
             guard let r = line.range(of: "RESULT ") else { continue }
             let kv = line[r.upperBound...]
             guard let eq = kv.firstIndex(of: "=") else { continue }
             results[String(kv[..<eq])] = String(kv[kv.index(after: eq)...])
         }
-        return ScriptRun(stderr: err, status: status, results: results)
+        return results
     }
 }
 

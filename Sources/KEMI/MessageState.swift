@@ -1,0 +1,72 @@
+import KSRBase
+import SIP
+import SIPTransport
+
+/// The message a callback works on: a SIP message received on a socket, or Kamailio's faked
+/// request for timer and task callbacks (`OPTIONS sip:you@kamailio.org`, Call-ID `123`,
+/// source "1.0.0.127":5060). Header values are parsed lazily by the codec; what the script
+/// changes (`$ru`, `$du`, flags, headers for replies) is kept here.
+public struct MessageState: Sendable {
+    public let sip: SIPMessage
+    /// How it arrived; nil for the faked message.
+    public let inbound: SIPInbound?
+    /// `$ru` after `KSR.seturi` / `$ru` assignments.
+    public var newRequestURI: String?
+    public var destinationURI: String?
+    public var flags: UInt64 = 0
+    /// Header lines `KSR.hdr.append_to_reply` added to the replies this worker sends.
+    public var replyHeaders: [String] = []
+
+    public var isFaked: Bool { inbound == nil }
+
+    init(sip: SIPMessage, inbound: SIPInbound?) {
+        self.sip = sip
+        self.inbound = inbound
+    }
+
+    /// Kamailio's faked message, byte for byte.
+    static let fakedBytes = Array(("OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\n"
+        + "From: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\n"
+        + "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").utf8)
+    // The bytes above are a valid request; parsing them cannot fail.
+    // swiftlint:disable:next force_try
+    static let fakedSIP = try! SIPMessage(fakedBytes)
+
+    static func faked() -> MessageState { MessageState(sip: fakedSIP, inbound: nil) }
+
+    /// The request method, or the CSeq method of a reply (what `KSR.is_method` compares).
+    public var method: String { sip.method?.name ?? sip.cseq?.method.name ?? "" }
+
+    public var requestURI: String {
+        get { newRequestURI ?? sip.requestURI ?? "" }
+        set { newRequestURI = newValue }
+    }
+    public var originalURI: String { sip.requestURI ?? "" }
+    public var fromURI: String? { sip.from?.uri.description }
+    public var fromTag: String? { sip.from?.tag }
+    public var toURI: String? { sip.to?.uri.description }
+    public var toTag: String? { sip.to?.tag }
+    public var callID: String? { sip.callID }
+    /// `$si`: the faked message reads "1.0.0.127" (Kamailio's byte-order quirk).
+    public var sourceIP: String { inbound?.source.ip ?? "1.0.0.127" }
+    public var sourcePort: Int { inbound?.source.port ?? 5060 }
+    public var localIP: String { inbound?.local.ip ?? "127.0.0.1" }
+    public var localPort: Int { inbound?.local.port ?? 5060 }
+    public var proto: String { inbound?.proto.rawValue ?? "udp" }
+    public var raw: String { String(decoding: sip.bytes, as: UTF8.self) }
+    public var length: Int { sip.bytes.count }
+}
+
+/// The user, host and port of a URI text (nil parts when it does not parse).
+struct URIParts {
+    var user: String?
+    var host: String?
+    var port: Int?
+
+    init(_ text: String?) {
+        guard let text, let uri = try? SIPURI(parsing: text) else { return }
+        user = uri.user
+        host = uri.host
+        port = uri.port
+    }
+}

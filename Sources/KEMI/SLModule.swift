@@ -1,0 +1,144 @@
+import KSRBase
+import KSRCore
+import Logging
+import LuaBridge
+import SIP
+import SIPTransport
+
+extension WorkerContext {
+    /// Sends a stateless reply to the current request, as Kamailio's sl module does:
+    /// 1 when sent, -1 for the faked message, an ACK, a bad code or a send failure.
+    func sendStatelessReply(_ code: Int, _ reason: String, _ L: OpaquePointer) -> Int {
+        guard let inbound = message.inbound, let transport = runtime.sip.transport else {
+            logUsageError(L, "sl: cannot reply to the faked message (no SIP request here)")
+            return -1
+        }
+        let sip = message.sip
+        guard sip.isRequest else {
+            logUsageError(L, "sl: cannot reply to a reply")
+            return -1
+        }
+        guard sip.method != .ack else { return -1 }
+        guard (100...699).contains(code) else {
+            logUsageError(L, "sl: invalid reply code \(code) (100..699)")
+            return -1
+        }
+        replyBuffer.removeAll(keepingCapacity: true)
+        SIPResponseBuilder.appendReply(
+            into: &replyBuffer, to: sip, status: code, reason: reason.isEmpty ? SLModule.defaultReason(code) : reason,
+            source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: sip),
+            extraHeaders: message.replyHeaders, server: SLModule.server)
+        if let connection = inbound.connection {
+            transport.send(replyBuffer, on: connection)
+        } else {
+            transport.send(replyBuffer, to: inbound.source, via: inbound.local)
+        }
+        return 1
+    }
+}
+
+/// sl: stateless replies (`KSR.sl.*`).
+struct SLModule: KEMIModule {
+    let name = "sl"
+    let summary = "stateless replies"
+
+    var params: [ModuleParam] {
+        [.notImplemented("bind_tm", .int), .notImplemented("default_reason", .string), .notImplemented("event_callback", .string)]
+    }
+
+    static let server = "ksr (\(ScriptHost.version))"
+
+    var exports: [KEMIExport] {
+        [
+            KEMIExport("sl", "sl_send_reply", [("code", .int), ("reason", .str)], returns: .int,
+                       doc: "Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code).") { ctx, args in
+                .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+            },
+            KEMIExport("sl", "send_reply", [("code", .int), ("reason", .str)], returns: .int,
+                       doc: "Replies through the transaction if there is one, else statelessly: 1 sent, -1 error.") { ctx, args in
+                .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+            },
+        ]
+    }
+
+    /// The To-tag of stateless replies: a hash of Call-ID, From-tag and the top Via branch,
+    /// so a retransmitted request gets the same tag.
+    static func toTag(for sip: SIPMessage) -> String {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        func mix(_ s: String?) {
+            for b in (s ?? "").utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            h = (h ^ 0xff) &* 0x0000_0100_0000_01b3
+        }
+        mix(sip.callID)
+        mix(sip.from?.tag)
+        mix(sip.via?.parameters.first(named: "branch")?.value)
+        let hex = String(h, radix: 16)
+        return "ksr" + String(repeating: "0", count: 16 - hex.count) + hex
+    }
+
+    static func defaultReason(_ code: Int) -> String {
+        switch code {
+        case 100: "Trying"
+        case 180: "Ringing"
+        case 200: "OK"
+        case 202: "Accepted"
+        case 400: "Bad Request"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 408: "Request Timeout"
+        case 480: "Temporarily Unavailable"
+        case 483: "Too Many Hops"
+        case 486: "Busy Here"
+        case 500: "Server Internal Error"
+        case 501: "Not Implemented"
+        case 503: "Service Unavailable"
+        default: "Unknown"
+        }
+    }
+}
+
+/// `KSR.hdr.*`: read headers of the current message, add headers to the replies it gets.
+struct HdrModule: KEMIModule {
+    let name = "hdr"
+    let summary = "headers: get, is_present, append_to_reply"
+
+    var exports: [KEMIExport] {
+        func get(_ fn: String, _ missing: KEMIValue, _ doc: String) -> KEMIExport {
+            KEMIExport("hdr", fn, [("name", .str)], returns: .xval, doc: doc) { ctx, args in
+                guard let name = args.string(1), let v = ctx.message.sip.header(named: name) else { return missing }
+                return .string(v)
+            }
+        }
+        func getIdx(_ fn: String, _ missing: KEMIValue, _ doc: String) -> KEMIExport {
+            KEMIExport("hdr", fn, [("name", .str), ("index", .int)], returns: .xval, doc: doc) { ctx, args in
+                guard let name = args.string(1) else { return missing }
+                let sip = ctx.message.sip
+                let fields = sip.fields(named: name).prefix(256)
+                var i = Int(args.int32(2))
+                if i < 0 { i += fields.count }
+                guard i >= 0, i < fields.count else { return missing }
+                return .string(sip.value(of: fields[fields.startIndex + i]))
+            }
+        }
+        return [
+            get("get", .null, "Body of the first header with that name (compact forms match); nil if absent."),
+            get("gete", .string(""), "Like get, \"\" if absent."),
+            get("getw", .string("<null>"), "Like get, \"<null>\" if absent."),
+            getIdx("get_idx", .null, "Body of the i-th header with that name (0-based; negative counts from the end); nil if absent."),
+            getIdx("gete_idx", .string(""), "Like get_idx, \"\" if absent."),
+            getIdx("getw_idx", .string("<null>"), "Like get_idx, \"<null>\" if absent."),
+            KEMIExport("hdr", "is_present", [("name", .str)], returns: .int,
+                       doc: "1 if a header with that name is present, -1 if not.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
+                return .int(ctx.message.sip.fields(named: name).isEmpty ? -1 : 1)
+            },
+            KEMIExport("hdr", "append_to_reply", [("text", .str)], returns: .int,
+                       doc: "Adds header lines (\"Name: value\\r\\n\") to the replies sent for this message: 1, or -1.") { ctx, args in
+                guard var text = args.string(1), !text.isEmpty else { return .int(-1) }
+                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                ctx.message.replyHeaders.append(text)
+                return .int(1)
+            },
+        ]
+    }
+}
