@@ -65,6 +65,8 @@ let package = Package(
         ),
         // The hand-written SIP codec (RFC 3261 messages, lazy header parsing). No I/O.
         .target(name: "SIP", dependencies: ["KSRBase"], swiftSettings: strict),
+        // RFC 3261 §17 transactions as state machines over an injected clock: no I/O.
+        .target(name: "SIPTransaction", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),
         // SIP over UDP and TCP on SwiftNIO: listeners, Content-Length framing, sending.
         .target(
             name: "SIPTransport",
@@ -113,6 +115,7 @@ let package = Package(
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP", "KSRBase"], swiftSettings: strict),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport"], swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
         .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
