@@ -175,7 +175,13 @@ public enum RPCClient {
         }
         let connecting: EventLoopFuture<any Channel>
         switch endpoint {
-        case .http(let h, let port): connecting = bootstrap.connect(host: h, port: port)
+        case .http(let h, let port):
+            // An address needs no resolving (nor happy eyeballs).
+            if let address = try? SocketAddress(ipAddress: h, port: port) {
+                connecting = bootstrap.connect(to: address)
+            } else {
+                connecting = bootstrap.connect(host: h, port: port)
+            }
         case .unix(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
         }
         connecting.whenComplete { result in

@@ -80,8 +80,8 @@ final class ScriptWorker: WorkerBody {
          asyncGroup: String? = nil, timers: [TimerDefinition], states: [TimerState], start: UInt64) throws {
         (lua, ctx) = try Self.load(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex,
                                    asyncGroup: asyncGroup)
-        // Timer workers wake on deadlines: 1 µs of timer slack instead of Linux's default 50 µs.
-        if !timers.isEmpty { _ = ksr_set_timer_slack_ns(1000) }
+        // Workers wake on deadlines (timers, sleeps): 1 µs of timer slack instead of Linux's 50 µs.
+        _ = ksr_set_timer_slack_ns(1000)
         self.script = script
         self.name = name
         self.timers = timers

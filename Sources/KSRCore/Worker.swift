@@ -133,14 +133,24 @@ public final class Worker: @unchecked Sendable {
             swap(&pending, &jobs)
             pthread_mutex_unlock(&mutex)
             if quit { break }
-            for job in pending { job(body) }
-            pending.removeAll(keepingCapacity: true)
-            if let deadline = body.nextDeadline() {
-                let now = clock.nowNanos()
-                if now >= deadline { body.fireDue(now: now) }
+            // Deadlines are checked between jobs too, so a burst of events does not delay a
+            // timer or a sleeping callback that is due.
+            fireIfDue(body)
+            for job in pending {
+                job(body)
+                fireIfDue(body)
             }
+            pending.removeAll(keepingCapacity: true)
         }
         body.shutdown()
+    }
+
+    @inline(__always)
+    private func fireIfDue(_ body: any WorkerBody) {
+        if let deadline = body.nextDeadline() {
+            let now = clock.nowNanos()
+            if now >= deadline { body.fireDue(now: now) }
+        }
     }
 
 }

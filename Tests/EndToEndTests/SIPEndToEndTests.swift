@@ -207,3 +207,46 @@ struct SIPEndToEndTests {
         #expect(host.stop() == 0)
     }
 }
+
+@Suite("KSR.async.ms_sleep in ksr_request_route, with sipp")
+struct SleepingRequestTests {
+    @Test func requestsAreAnsweredAfterTheSleepWithTheirOwnLocals() throws {
+        let port = freePort()
+        let dir = TempDir()
+        let script = """
+            coreparam("listen", "udp:127.0.0.1:\(port)")
+            coreparam("children", 1)
+            coreparam("rpc_listen", "off")
+            coreparam("rpc_socket", "off")
+            local served = 0
+            function ksr_request_route()
+              if KSR.is_ACK() then return end
+              local callid = KSR.pv.get("$ci")
+              local started = tonumber(KSR.pv.get("$TV(Sn)"))
+              KSR.async.ms_sleep(200)
+              local waited = (tonumber(KSR.pv.get("$TV(Sn)")) - started) * 1000
+              served = served + 1
+              -- $ci is the request's own after the sleep, and so is the local.
+              KSR.info(string.format("SLEPT ok=%s waited=%.0f served=%d\\n", tostring(callid == KSR.pv.get("$ci")), waited, served))
+              KSR.sl.sl_send_reply(200, "OK")
+            end
+            """
+        let host = try KSR.Running(["run", dir.write("sleep.lua", script)])
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        // 20 calls at 50/s with one worker: they overlap, so the worker must serve others while
+        // each sleeps (one after the other would take 4 s and sipp would retransmit).
+        let started = Date()
+        let (rc, out) = try SIPEndToEndTests.sipp(["127.0.0.1:\(port)", "-sf", SIPEndToEndTests.optionsScenario,
+                                                  "-m", "20", "-r", "50", "-p", String(freePort())])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(rc == 0, "\(out)")
+        #expect(elapsed < 3.0, "took \(elapsed) s")
+        #expect(host.waitForStderr { $0.lines(containing: "SLEPT ok=true").count >= 20 })
+        #expect(host.stderr.lines(containing: "SLEPT ok=false").isEmpty)
+        let waits = host.stderr.lines(containing: "SLEPT").compactMap { line -> Double? in
+            line.split(separator: " ").first { $0.hasPrefix("waited=") }.flatMap { Double($0.dropFirst(7)) }
+        }
+        #expect(waits.allSatisfy { $0 >= 199 && $0 < 1000 }, "\(waits)")
+        #expect(host.stop() == 0)
+    }
+}
