@@ -214,8 +214,7 @@ enum Config {
     }
 
     static func module(_ name: String, _ modules: [any KEMIModule]) -> (any KEMIModule)? {
-        let n = name == "kemix" ? "kemix" : name
-        return modules.first { $0.name == n && $0.name != "core" && $0.name != "config" }
+        modules.first { $0.name == name && $0.name != "core" && $0.name != "config" }
     }
 
     static func providedModules(_ modules: [any KEMIModule]) -> String {
