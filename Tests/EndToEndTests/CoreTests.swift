@@ -63,6 +63,12 @@ struct CoreTests {
           show("TS", KSR.pv.get("$TS"))
           show("TVSn", KSR.pv.get("$TV(Sn)"))
           show("TF", KSR.pv.get("$TF"))
+          show("Tf", KSR.pv.get("$Tf"))
+          show("TVs_ok", math.abs(KSR.pv.get("$TV(s)") - KSR.pv.get("$TS")) <= 1)
+          show("TVu_ok", KSR.pv.get("$TV(u)") >= 0 and KSR.pv.get("$TV(u)") < 1000000)
+          show("TVsn_ok", math.abs(KSR.pv.get("$TV(sn)") - KSR.pv.get("$TS")) <= 1)
+          show("TVun_ok", KSR.pv.get("$TV(un)") >= 0 and KSR.pv.get("$TV(un)") < 1000000)
+          show("TV_bad", KSR.pv.get("$TV(x)"))
           show("pp", KSR.pv.get("$pp"))
           show("rtimer_worker", KSR.pv.get("$rtimer_worker"))
           show("KSRVERSION", KSRVERSION)
@@ -105,10 +111,13 @@ struct CoreTests {
             "setflag": "true|boolean", "isflagset": "true|boolean", "route": "-1|number",
             "kx_ruri": "sip:you@kamailio.org|string", "kx_srcport": "5060|number", "kx_ua": "nil|nil", "kx_gete_ua": "|string",
             "ru_set": "sip:alice@example.com:5070|string", "rU_set": "alice|string",
+            "TVs_ok": "true|boolean", "TVu_ok": "true|boolean", "TVsn_ok": "true|boolean", "TVun_ok": "true|boolean",
+            "TV_bad": "nil|nil",
         ]
         for (k, v) in expected { #expect(r.results[k] == v, "\(k)") }
         #expect(r.results["TS"]?.hasSuffix("|number") == true)
         #expect(r.results["TVSn"].map { $0.range(of: #"^\d{10}\.\d{6}\|string$"#, options: .regularExpression) != nil } == true)
+        #expect(r.results["Tf"].map { $0.range(of: #"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\|string$"#, options: .regularExpression) != nil } == true)
         #expect(r.results["TF"].map { $0.range(of: #"^\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}\|string$"#, options: .regularExpression) != nil } == true)
         // KSR.info adds no newline of its own; "hello " is logged as is (trailing space kept).
         #expect(r.stderr.contains("hello "))
