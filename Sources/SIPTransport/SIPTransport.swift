@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -96,7 +97,7 @@ public final class SIPTransport: Sendable {
             return true
         }
         guard installed else {
-            try? group.syncShutdownGracefully()
+            TransportCore.shutDown(group)
             throw SIPTransportError("SIP transport already started")
         }
         do {
@@ -225,7 +226,7 @@ public final class SIPConnection: Sendable, Hashable, CustomStringConvertible {
     /// Still open (as far as this side knows).
     public var isOpen: Bool { open.load(ordering: .relaxed) }
 
-    /// "tcp:127.0.0.1:5060<->127.0.0.1:40312#3".
+    /// "tcp:127.0.0.1:5060<-127.0.0.1:40312#3" (accepted; "->" for outgoing).
     public var description: String {
         "\(local.proto):\(SIPListenAddress.hostPort(local.ip, local.port))\(isOutgoing ? "->" : "<-")\(remote)#\(id)"
     }
@@ -633,6 +634,16 @@ final class TransportCore: Sendable {
         logger.debug("TCP connection \(connection) closed")
     }
 
+    /// `syncShutdownGracefully` waits for a callback on `DispatchQueue.global()`, which does not
+    /// overcommit: with every thread of that pool blocked (two stops at once on a two-core
+    /// machine, from the cooperative pool) it takes Dispatch a second to add one. A private
+    /// serial queue is served at once.
+    static func shutDown(_ group: MultiThreadedEventLoopGroup) {
+        let done = DispatchSemaphore(value: 0)
+        group.shutdownGracefully(queue: DispatchQueue(label: "ksr.sip.transport.shutdown")) { _ in done.signal() }
+        done.wait()
+    }
+
     /// Closes everything and stops the threads (waits).
     func shutdown() {
         gate.close()
@@ -652,9 +663,9 @@ final class TransportCore: Sendable {
         }
         for connection in open {
             connection.outbox.close()
-            try? connection.channel.close().wait()
+            connection.channel.close(promise: nil)
         }
-        try? group.syncShutdownGracefully()
+        Self.shutDown(group)  // waits for those closes too
         for p in pending {
             for (_, completion) in p { completion?(.failure(SIPTransportError("transport stopped"))) }
         }
