@@ -4,6 +4,9 @@
   analyze.py table OUTDIR   read OUTDIR/meta and OUTDIR/<host>.<workload>.log, print the markdown table
   analyze.py tree PID       print PID and all its descendants (from /proc), one per line
   analyze.py mem PID        print "BENCH idle_* value" lines: VmRSS and PSS summed over PID's tree
+  analyze.py cpu PID        print the CPU time (utime + stime, seconds) summed over PID's tree
+  analyze.py sipp CSV NAME CALLS   print "BENCH NAME_* value" lines from a sipp -trace_stat file;
+                            exit status 0 when fewer than 0.1% of CALLS did not succeed
 
 Hosts: "kamailio" and "ksr". The workloads log lines containing "BENCH <name> <value>".
 """
@@ -14,6 +17,9 @@ import sys
 
 BENCH = re.compile(r"BENCH (\S+) (\S+)")
 HOSTS = ("kamailio", "ksr")
+# log lines that look like errors but are not: Kamailio's TCP workers when the main process
+# stops them (SIGTERM at the end of a SIP workload)
+IGNORED = ("receive_fd(): EOF on",)
 NO_RATIO = ("drift first→last tick, ppm", "drift least-squares, ppm", "processes")  # rows whose ratio would mean nothing
 
 
@@ -64,6 +70,40 @@ def mem(pid):
     print(f"BENCH idle_rss_mb {rss / 1024:.3f}")
     if all(v is not None for v in pss_values):
         print(f"BENCH idle_pss_mb {sum(pss_values) / 1024:.3f}")
+
+
+def cpu(pid):
+    """utime + stime of PID and its descendants, in seconds. /proc/PID/stat of a process
+    counts all its threads."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is field 3 (state)
+        total += int(fields[11]) + int(fields[12])    # fields 14 and 15: utime, stime
+    print(f"{total / os.sysconf('SC_CLK_TCK'):.2f}")
+
+
+# ---------------------------------------------------------------- sipp
+
+def sipp(csv_path, name, calls):
+    """The last line of a sipp -trace_stat file holds the cumulative counters of the run."""
+    with open(csv_path, errors="replace") as f:
+        lines = [line.rstrip("\n").split(";") for line in f if line.strip()]
+    col = dict(zip(lines[0], lines[-1]))
+    ok, failed = int(col["SuccessfulCall(C)"]), int(col["FailedCall(C)"])
+    created = int(col["OutgoingCall(C)"])
+    # StartTime and CurrentTime are "date<TAB>time<TAB>epoch"
+    seconds = float(col["CurrentTime"].split("\t")[-1]) - float(col["StartTime"].split("\t")[-1])
+    print(f"BENCH {name}_ok {ok}")
+    print(f"BENCH {name}_failed {failed}")
+    print(f"BENCH {name}_created {created}")
+    print(f"BENCH {name}_calls {calls}")
+    print(f"BENCH {name}_seconds {seconds:.3f}")
+    return 0 if (calls - ok) * 1000 < calls else 1
 
 
 # ---------------------------------------------------------------- statistics
@@ -135,7 +175,7 @@ def parse_log(path):
                         values[name] = float(value)
                     except ValueError:
                         errors.append(line.strip())
-            elif re.search(r"\b(ERROR|CRITICAL|ALERT|error:)", line):
+            elif re.search(r"\b(ERROR|CRITICAL|ALERT|error:)", line) and not any(i in line for i in IGNORED):
                 errors.append(line.strip())
     return values, ticks, errors
 
@@ -171,7 +211,8 @@ def table(outdir):
             notes.append(f"{host} {workload}: {e}")
         return values, ticks
 
-    data = {h: {w: get(h, w) for w in ("pv", "mqueue", "rtimer10ms", "rtimer100ms", "idle")} for h in HOSTS}
+    data = {h: {w: get(h, w) for w in ("pv", "mqueue", "rtimer10ms", "rtimer100ms", "idle",
+                                       "sip-udp", "sip-udp-max", "sip-tcp")} for h in HOSTS}
 
     def value(host, workload, name):
         d = data[host][workload]
@@ -217,6 +258,55 @@ def table(outdir):
     row("idle: PSS summed over processes, MB ↓", 1, "idle", "idle_pss_mb")
     row("idle: processes", 0, "idle", "idle_procs")
 
+    sip_rate, sip_s = int(meta.get("sip_rate", "0")), meta.get("sip_seconds", "?")
+    for workload, what in (("sip-udp", "UDP"), ("sip-tcp", "TCP, one connection")):
+        if workload not in workloads_run:
+            continue
+        vals = {}
+        for h in HOSTS:
+            v = data[h][workload][0] if data[h][workload] else {}
+            ok, calls = v.get("sip_cpu_ok"), v.get("sip_cpu_calls")
+            if ok and "sip_cpu0_s" in v and "sip_cpu1_s" in v:
+                vals[h] = (v["sip_cpu1_s"] - v["sip_cpu0_s"]) / ok * 1e6
+                if (calls - ok) * 1000 >= calls:
+                    notes.append(f"{h} {workload}: only {ok:,.0f} of {calls:,.0f} calls got their 200 "
+                                 f"(the row divides by the successful ones)")
+            else:
+                vals[h] = None
+        rows.append((f"SIP OPTIONS → sl_send_reply(200), {what}, {sip_rate:,}/s × {sip_s} s (sipp): "
+                     f"server CPU per request, µs ↓", 1, vals))
+
+    if "sip-udp-max" in workloads_run:
+        steps = meta.get("sip_steps", "").split()
+        best, achieved = {}, {}
+        for h in HOSTS:
+            d = data[h]["sip-udp-max"]
+            v = d[0] if d else {}
+            r = v.get("sip_max_rate")
+            best[h] = r
+            achieved[h] = None
+            if r:
+                sent, secs = v.get(f"step{r:.0f}_created"), v.get(f"step{r:.0f}_seconds")
+                if sent and secs:
+                    achieved[h] = sent / secs
+                    if achieved[h] < 0.9 * r:
+                        notes.append(f"{h} sip-udp-max: at the {r:,.0f}/s step sipp sent only "
+                                     f"{achieved[h]:,.0f} calls/s: sipp-bound")
+            if d is None or r is None:
+                continue
+            stop = v.get("sip_max_stop")
+            if stop:
+                f_calls, f_ok = v.get(f"step{stop:.0f}_calls", 0), v.get(f"step{stop:.0f}_ok", 0)
+                notes.append(f"{h} sip-udp-max: the {stop:,.0f}/s step failed twice "
+                             f"(last try: {f_calls - f_ok:,.0f} of {f_calls:,.0f} calls without their 200)")
+            elif steps and r == float(steps[-1]):
+                notes.append(f"{h} sip-udp-max: every step passed, the limit is above {r:,.0f}/s")
+        step_s = meta.get("sip_step_seconds", "?")
+        rows.append((f"SIP OPTIONS, UDP: highest sipp rate with < 0.1 % failed calls "
+                     f"(steps {'/'.join(f'{int(x) // 1000}k' for x in steps)} × {step_s} s), calls/s ↑",
+                     0, best))
+        rows.append(("SIP OPTIONS, UDP: … rate sipp achieved in that step, calls/s ↑", 0, achieved))
+
     # sanity checks of the workloads' own results
     for h in HOSTS:
         if data[h]["mqueue"] is None:
@@ -242,7 +332,8 @@ def table(outdir):
     print()
     print("ratio = KSRHost / Kamailio (↓: lower is better, ↑: higher is better; no ratio for drift).")
     print(f"nproc: {meta.get('nproc', '?')}  |  CPU: {meta.get('cpu', '?')}")
-    print(f"Kamailio: {meta.get('kamailio_version', 'not installed')}  |  ksr: {meta.get('ksr_version', '?')}")
+    sipp_txt = f"  |  sipp: {meta['sipp_version']}" if meta.get("sipp_version") else ""
+    print(f"Kamailio: {meta.get('kamailio_version', 'not installed')}  |  ksr: {meta.get('ksr_version', '?')}{sipp_txt}")
     print(f"Load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
     print(f"Command: {meta.get('command', '?')}  |  logs: {outdir}")
     if notes:
@@ -260,6 +351,10 @@ def main(argv):
             print(p)
     elif len(argv) == 3 and argv[1] == "mem":
         mem(int(argv[2]))
+    elif len(argv) == 3 and argv[1] == "cpu":
+        cpu(int(argv[2]))
+    elif len(argv) == 5 and argv[1] == "sipp":
+        return sipp(argv[2], argv[3], int(argv[4]))
     else:
         sys.stderr.write(__doc__)
         return 2
