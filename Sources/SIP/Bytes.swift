@@ -163,7 +163,13 @@ extension Array where Element == UInt8 {
     mutating func appendSingleLine(_ s: String) {
         var s = s
         s.withUTF8 { p in
-            for c in p { append(c == ASCII.cr || c == ASCII.lf ? ASCII.space : c) }
+            let start = count
+            append(contentsOf: p)
+            if p.contains(where: { $0 == ASCII.cr || $0 == ASCII.lf }) {
+                for k in start..<count where self[k] == ASCII.cr || self[k] == ASCII.lf {
+                    self[k] = ASCII.space
+                }
+            }
         }
     }
 

@@ -121,8 +121,20 @@ extension SIPMessage {
         var version: Range<Int>
     }
 
+    /// Index of the first LF in `p[from..<end]`, eight bytes at a time.
     @inline(__always) private static func findLF(_ p: Bytes, _ from: Int, _ end: Int) -> Int? {
         var i = from
+        #if _endian(little)
+        if let base = p.baseAddress, end <= p.count {
+            let raw = UnsafeRawPointer(base)
+            while i + 8 <= end {
+                let x = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0x0A0A_0A0A_0A0A_0A0A
+                let hit = (x &- 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
+                if hit != 0 { return i + hit.trailingZeroBitCount >> 3 }
+                i += 8
+            }
+        }
+        #endif
         while i < end {
             if p[i] == ASCII.lf { return i }
             i += 1

@@ -76,6 +76,7 @@ public enum SIPMethod: Sendable, Hashable, CustomStringConvertible {
         self = known ?? .other(decode(p, s..<e))
     }
 
+    /// Methods compare by name, so `.other("INVITE") == .invite`.
     public static func == (a: SIPMethod, b: SIPMethod) -> Bool { a.name == b.name }
     public func hash(into h: inout Hasher) { h.combine(name) }
 }

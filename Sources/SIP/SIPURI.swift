@@ -98,6 +98,10 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
         self.raw = r
     }
 
+    public init(parsing text: Substring) throws(SIPParseError) {
+        try self.init(parsing: String(text))
+    }
+
     public init?(_ description: String) {
         guard let u = try? SIPURI(parsing: description) else { return nil }
         self = u

@@ -1,0 +1,88 @@
+import Foundation
+import SIP
+
+/// The captured KDMQ messages in `Fixtures/dmq` (read at run time; the folder is excluded from
+/// compilation).
+enum Fixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/dmq")
+
+    /// `01-notification-join-request.sip`, ... sorted.
+    static let names: [String] = {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return all.filter { $0.hasSuffix(".sip") }.sorted()
+    }()
+
+    static func bytes(_ name: String) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else {
+            return []
+        }
+        return [UInt8](data)
+    }
+
+    /// The fixture whose name starts with `NN-`.
+    static func named(_ number: String) -> String {
+        names.first { $0.hasPrefix(number + "-") } ?? "missing-\(number)"
+    }
+
+    static func bytes(number: String) -> [UInt8] { bytes(named(number)) }
+
+    /// Request fixture → the captured reply to it.
+    static let requestReplyPairs: [(request: String, reply: String)] = [
+        ("01", "02"), ("03", "04"), ("05", "06"), ("07", "08"), ("09", "10"), ("11", "12"),
+        ("13", "14"), ("15", "16"), ("17", "18"), ("20", "21"), ("22", "23"), ("27", "28"),
+        ("29", "30"), ("31", "32"),
+    ]
+}
+
+/// `text` with every LF turned into CRLF (test messages are written with LF line ends).
+func crlf(_ text: String) -> [UInt8] {
+    var out: [UInt8] = []
+    for b in text.utf8 {
+        if b == 10 { out.append(13) }
+        out.append(b)
+    }
+    return out
+}
+
+/// Parses `text` (LF → CRLF) as a datagram; nil on error.
+func parse(_ text: String, framing: SIPMessage.Framing = .datagram) -> SIPMessage? {
+    try? SIPMessage(crlf(text), framing: framing)
+}
+
+/// The error thrown for `bytes`, or nil when they parse.
+func parseError(_ bytes: [UInt8], framing: SIPMessage.Framing = .datagram,
+                limits: SIPMessage.Limits = .default) -> SIPParseError? {
+    do {
+        _ = try SIPMessage(bytes, framing: framing, limits: limits)
+        return nil
+    } catch {
+        return error
+    }
+}
+
+func string(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+/// Index of the first CRLFCRLF + 4 in `bytes`, or nil.
+func headerEnd(_ bytes: [UInt8]) -> Int? {
+    guard bytes.count >= 4 else { return nil }
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+        return i + 4
+    }
+    return nil
+}
+
+/// A deterministic generator (SplitMix64).
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
