@@ -92,7 +92,7 @@ let package = Package(
         .target(
             name: "KEMI",
             dependencies: [
-                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport",
+                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport", "SIPTransaction",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -12,6 +12,7 @@ KSR.kx = {}
 KSR.mqueue = {}
 KSR.pv = {}
 KSR.sl = {}
+KSR.tm = {}
 KSR.x = {}
 
 --- Logs at CRITICAL.
@@ -208,7 +209,7 @@ function KSR.async.get_data() end
 ---@return string|integer|nil
 function KSR.async.get_gname() end
 
---- Suspends the request and resumes it in callback after 1..29999 ms.
+--- Suspends the request's transaction and runs callback() after 1..29999 ms (needs modparam ms_timer > 0); returns 0, or -1.
 ---@param callback string
 ---@param ms integer
 ---@return integer
@@ -219,7 +220,7 @@ function KSR.async.ms_route(callback, ms) end
 ---@return integer
 function KSR.async.ms_sleep(ms) end
 
---- Suspends the request and resumes it in callback after 1..99 s.
+--- Suspends the request's transaction and runs callback() after 1..99 s (in this worker); returns modparam 'return' (0), or -1.
 ---@param callback string
 ---@param seconds integer
 ---@return integer
@@ -243,13 +244,13 @@ function KSR.async.task_data(callback, data) end
 ---@return integer
 function KSR.async.task_group_data(callback, group, data) end
 
---- Suspends the request and resumes it in callback on an async group.
+--- Suspends the request's transaction and runs callback() on an async group; returns 0, or -1.
 ---@param callback string
 ---@param group string
 ---@return integer
 function KSR.async.task_group_route(callback, group) end
 
---- Suspends the request and resumes it in callback on the default async group.
+--- Suspends the request's transaction and runs callback() on the default async group; returns 0, or -1.
 ---@param callback string
 ---@return integer
 function KSR.async.task_route(callback) end
@@ -612,6 +613,16 @@ function KSR.sl.send_reply(code, reason) end
 ---@param reason string
 ---@return integer
 function KSR.sl.sl_send_reply(code, reason) end
+
+--- Creates the transaction of the request (absorbs its retransmissions): 1, 0 for a retransmission, -1 error.
+---@return integer
+function KSR.tm.t_newtran() end
+
+--- Replies through the transaction: 1 sent, -1 without a transaction or after a final reply.
+---@param code integer
+---@param reason string
+---@return integer
+function KSR.tm.t_reply(code, reason) end
 
 --- Marks the message to be dropped, then exits like KSR.x.exit().
 ---@return false

@@ -3,6 +3,8 @@ import KSRBase
 import KSRCore
 import LuaBridge
 import Synchronization
+import SIPTransaction
+import SIP
 
 /// The core async worker groups (`async_workers`, `async_workers_group`): named pools of
 /// workers, each with its own Lua state, that run tasks pushed by `KSR.async.task_*`.
@@ -59,22 +61,24 @@ struct AsyncModule: KEMIModule {
     }
 
     var exports: [KEMIExport] {
-        func suspending(_ fn: String, _ params: [(String, KEMIParam)], _ doc: String) -> KEMIExport {
-            KEMIExport("async", fn, params, returns: .int, doc: doc) { ctx, args in
-                // Every message is the faked one until the SIP core arrives: Kamailio refuses it.
-                ctx.logUsageError(args.L, "async.\(fn): invalid usage for faked message (no SIP request to suspend here)")
-                return .int(-1)
-            }
-        }
-        return [
-            suspending("route", [("callback", .str), ("seconds", .int)],
-                       "Suspends the request and resumes it in callback after 1..99 s."),
-            suspending("ms_route", [("callback", .str), ("ms", .int)],
-                       "Suspends the request and resumes it in callback after 1..29999 ms."),
-            suspending("task_route", [("callback", .str)],
-                       "Suspends the request and resumes it in callback on the default async group."),
-            suspending("task_group_route", [("callback", .str), ("group", .str)],
-                       "Suspends the request and resumes it in callback on an async group."),
+        [
+            KEMIExport("async", "route", [("callback", .str), ("seconds", .int)], returns: .int,
+                       doc: "Suspends the request's transaction and runs callback() after 1..99 s (in this worker); returns modparam 'return' (0), or -1.") { ctx, args in
+                Self.suspend(ctx, args, "route", .delay(seconds: Int(args.int32(2))))
+            },
+            KEMIExport("async", "ms_route", [("callback", .str), ("ms", .int)], returns: .int,
+                       doc: "Suspends the request's transaction and runs callback() after 1..29999 ms (needs modparam ms_timer > 0); returns 0, or -1.") { ctx, args in
+                Self.suspend(ctx, args, "ms_route", .delayMillis(Int(args.int32(2))))
+            },
+            KEMIExport("async", "task_route", [("callback", .str)], returns: .int,
+                       doc: "Suspends the request's transaction and runs callback() on the default async group; returns 0, or -1.") { ctx, args in
+                Self.suspend(ctx, args, "task_route", .group("default"))
+            },
+            KEMIExport("async", "task_group_route", [("callback", .str), ("group", .str)], returns: .int,
+                       doc: "Suspends the request's transaction and runs callback() on an async group; returns 0, or -1.") { ctx, args in
+                let g = args.string(2) ?? ""
+                return Self.suspend(ctx, args, "task_group_route", .group(g.isEmpty ? "default" : g))
+            },
             KEMIExport("async", "task_data", [("callback", .str), ("data", .str)], returns: .int,
                        doc: "Runs callback(\"async:task-data\") with data on the default async group: 1, or -1 if it has no workers.") { ctx, args in
                 Self.pushTask(ctx, args, group: "default", callback: args.string(1), data: args.string(2))
@@ -117,6 +121,81 @@ struct AsyncModule: KEMIModule {
           end
         end)(coroutine.yield, coroutine.isyieldable, math.tointeger, "\(LuaState.sleepMarker)")
         """
+    }
+
+    enum Resume {
+        case delay(seconds: Int)
+        case delayMillis(Int)
+        case group(String)
+    }
+
+    /// The four suspending functions: checks as Kamailio (faked message, limits, callback
+    /// name), creates the transaction if needed, suspends it and queues the continuation.
+    /// Where Kamailio accepts and then lets the request time out (unknown group, no async
+    /// workers, ms_timer 0), KSRHost returns -1 with a message saying what to set.
+    static func suspend(_ ctx: WorkerContext, _ args: LuaArgs, _ fn: String, _ resume: Resume) -> KEMIValue {
+        let L = args.L
+        guard !ctx.message.isFaked, ctx.message.sip.isRequest else {
+            ctx.logUsageError(L, "async.\(fn): invalid usage for faked message (no SIP request to suspend here)")
+            return .int(-1)
+        }
+        guard let callback = args.string(1), !callback.isEmpty else {
+            ctx.logUsageError(L, "async.\(fn): missing callback name")
+            return .int(-1)
+        }
+        guard callback.utf8.count <= 62 else {
+            ctx.logUsageError(L, "async.\(fn): callback name is too long: \(callback)")
+            return .int(-1)
+        }
+        let setup = ctx.runtime.setup
+        let delayNanos: UInt64?
+        switch resume {
+        case .delay(let s):
+            guard setup.asyncRouteWorkers > 0 else {
+                ctx.logUsageError(L, "async.route: modparam(\"async\", \"workers\") is 0, so route is disabled")
+                return .int(-1)
+            }
+            guard s > 0 else { ctx.logUsageError(L, "async.route: negative or zero sleep time (\(s))"); return .int(-1) }
+            guard s < 100 else { ctx.logUsageError(L, "async.route: max sleep time is 100 sec (\(s))"); return .int(-1) }
+            delayNanos = UInt64(s) * 1_000_000_000
+        case .delayMillis(let ms):
+            guard setup.asyncMsTimer > 0 else {
+                ctx.logUsageError(L, "async.ms_route: async timer list not initialized - set modparam(\"async\", \"ms_timer\", 1)")
+                return .int(-1)
+            }
+            guard ms > 0 else { ctx.logUsageError(L, "async.ms_route: negative or zero sleep time (\(ms))"); return .int(-1) }
+            guard ms < 30_000 else { ctx.logUsageError(L, "async.ms_route: max sleep time is 30000 msec (\(ms))"); return .int(-1) }
+            delayNanos = UInt64(ms) * 1_000_000
+        case .group(let g):
+            guard ctx.runtime.asyncGroups.names.contains(g) else {
+                ctx.logUsageError(L, g == "default"
+                    ? "async.\(fn): there are no async workers (set coreparam(\"async_workers\", N))"
+                    : "async.\(fn): async group [\(g)] not found (set coreparam(\"async_workers_group\", \"name=\(g);workers=N\"))")
+                return .int(-1)
+            }
+            delayNanos = nil
+        }
+        if ctx.message.transaction == nil {
+            guard ctx.newTransaction(L) == 1 else { return .int(-1) }
+        }
+        guard let id = ctx.message.transaction, let table = ctx.runtime.tm.table else { return .int(-1) }
+        do throws(TransactionError) {
+            try table.suspend(id, now: SystemClock().nowNanos())
+        } catch {
+            ctx.logUsageError(L, "async.\(fn): cannot suspend the transaction: \(error)")
+            return .int(-1)
+        }
+        ctx.runtime.tm.poke()
+        var message = ctx.message
+        message.finishWith500 = true
+        let continuation = Continuation(transaction: id, callback: callback, message: message)
+        switch resume {
+        case .group(let g):
+            _ = ctx.runtime.asyncGroups.post(group: g) { body in (body as? ScriptWorker)?.resumeSuspended(continuation) }
+        case .delay, .delayMillis:
+            ctx.scheduled.append((SystemClock().nowNanos() &+ (delayNanos ?? 0), continuation))
+        }
+        return .int(setup.asyncReturn)
     }
 
     static func pushTask(_ ctx: WorkerContext, _ args: LuaArgs, group: String, callback: String?, data: String?) -> KEMIValue {

@@ -69,13 +69,6 @@ struct CompatModule: KEMIModule {
     }
 
     static let all: [CompatModule] = [
-        CompatModule("tm", "transactions (KSR.tm arrives with the SIP core)",
-                     ints: ["fr_timer", "fr_inv_timer", "wt_timer", "max_inv_lifetime", "max_noninv_lifetime",
-                            "retr_timer1", "retr_timer2", "noisy_ctimer", "auto_inv_100", "restart_fr_on_each_reply",
-                            "aggregate_challenges", "reparse_invite", "blst_503", "failure_reply_mode", "unix_tx_timeout",
-                            "e2e_cancel_reason", "cancel_b_method", "reparse_on_dns_failover", "on_sl_reply"],
-                     strings: ["ac_extra_hdrs", "contacts_avp", "contact_flows_avp", "fr_timer_avp", "fr_inv_timer_avp",
-                               "auto_inv_100_reason", "xavp_contact"]),
         CompatModule("tmx", "transaction extensions", ints: ["precheck_trans"]),
         CompatModule("xlog", "formatted logging", ints: ["buf_size", "force_color", "long_format", "prefix_mode", "log_colors"],
                      strings: ["prefix", "methods_filter"]),

@@ -39,7 +39,7 @@ public struct ConfigFailure: Error, CustomStringConvertible {
 public final class ScriptHost: @unchecked Sendable {
     /// Every module KSRHost provides, in the order their exports are numbered.
     public static let modules: [any KEMIModule] =
-        [CoreModule(), PVModule(), KemixModule(), SLModule(), HdrModule(), RTimerModule(), MQueueModule(), AsyncModule(),
+        [CoreModule(), PVModule(), KemixModule(), SLModule(), TMModule(), HdrModule(), RTimerModule(), MQueueModule(), AsyncModule(),
          AppLuaModule(), ConfigModule()]
         + CompatModule.all
 

@@ -103,6 +103,8 @@ extension ScriptHost {
             do {
                 try transport.start(listen: listen) { inbound in dispatcher.dispatch(inbound) }
                 runtime.sip.set(transport)
+                runtime.tm.timers.withLock { t in for f in setup.tmTimers { f(&t) } }
+                runtime.tm.start(transport: transport)
                 logger.info("SIP: \(receivers.count) receiver workers", metadata: ["ksr.module": "sip"])
             } catch {
                 failures.append(ConfigError("SIP: \(error)"))
@@ -183,6 +185,7 @@ extension ScriptHost {
         if let t = runtime.sip.transport {
             t.stop()
             runtime.sip.set(nil)
+            runtime.tm.stop()
         }
         for w in workers { w.stop() }
         for w in workers { w.join() }

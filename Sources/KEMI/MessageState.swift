@@ -1,5 +1,6 @@
 import KSRBase
 import SIP
+import SIPTransaction
 import SIPTransport
 
 /// The message a callback works on: a SIP message received on a socket, or Kamailio's faked
@@ -16,6 +17,10 @@ public struct MessageState: Sendable {
     public var flags: UInt64 = 0
     /// Header lines `KSR.hdr.append_to_reply` added to the replies this worker sends.
     public var replyHeaders: [String] = []
+    /// The server transaction of this request (`t_newtran`, or a resumed async request).
+    public var transaction: TransactionID?
+    /// A resumed async request: when its callback ends without a final reply, tm answers 500.
+    var finishWith500 = false
 
     public var isFaked: Bool { inbound == nil }
 

@@ -4,6 +4,7 @@ import MQueue
 import RTimer
 import Synchronization
 import SIPTransport
+import SIPTransaction
 
 /// Settings collected during the configuration phase (one thread, before any worker starts).
 public final class HostSetup: @unchecked Sendable {
@@ -42,6 +43,9 @@ public final class HostSetup: @unchecked Sendable {
         if defaultSize > 0 { out.append(AsyncGroupConfig(name: "default", workers: defaultSize)) }
         return out + named
     }
+
+    /// tm timer settings (`fr_timer`, `fr_inv_timer`), applied in order at start.
+    public var tmTimers: [@Sendable (inout TransactionTimers) -> Void] = []
 
     /// `#!define`s of a kamailio.cfg (`KSR.kx.get_def`).
     public var defines: [String: String] = [:]
@@ -90,6 +94,8 @@ public final class HostRuntime: Sendable {
     public let asyncGroups: AsyncGroups
     /// The SIP transport, set once the host has started it.
     public let sip: SIPCore
+    /// The transaction layer (tm).
+    public let tm: TMCore
     public let startTime: (seconds: Int, micros: Int)
 
     /// A runtime for `setup`; a reload passes the running one so that queues, `$shv`s,
@@ -110,6 +116,7 @@ public final class HostRuntime: Sendable {
         self.metrics = previous?.metrics ?? HostMetrics()
         self.asyncGroups = previous?.asyncGroups ?? AsyncGroups()
         self.sip = previous?.sip ?? SIPCore()
+        self.tm = previous?.tm ?? TMCore()
         self.startTime = previous?.startTime ?? WallClock.now()
         if previous == nil {
             for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }

@@ -56,7 +56,9 @@ struct SLModule: KEMIModule {
             },
             KEMIExport("sl", "send_reply", [("code", .int), ("reason", .str)], returns: .int,
                        doc: "Replies through the transaction if there is one, else statelessly: 1 sent, -1 error.") { ctx, args in
-                .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+                ctx.message.transaction != nil
+                    ? .int(ctx.transactionReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+                    : .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
             },
         ]
     }

@@ -7,6 +7,7 @@ import Prometheus
 import RTimer
 import SIP
 import SIPTransport
+import SIPTransaction
 import HeapModule
 import Synchronization
 
@@ -61,6 +62,16 @@ final class ScriptWorker: WorkerBody {
     /// Callbacks suspended by `KSR.async.sleep`, by wake-up time.
     private var sleepers = Heap<Sleeper>()
     private var sleeperSeq: UInt64 = 0
+    /// Suspended requests due to continue here (`KSR.async.route`, `ms_route`).
+    private var delayed = Heap<Delayed>()
+
+    struct Delayed: Comparable {
+        let wake: UInt64
+        let seq: UInt64
+        let continuation: Continuation
+        static func < (a: Delayed, b: Delayed) -> Bool { (a.wake, a.seq) < (b.wake, b.seq) }
+        static func == (a: Delayed, b: Delayed) -> Bool { a.seq == b.seq }
+    }
     let name: String
 
     /// A coroutine waiting in `KSR.async.sleep`, with the event state it resumes with.
@@ -111,16 +122,17 @@ final class ScriptWorker: WorkerBody {
     }
 
     func nextDeadline() -> UInt64? {
-        switch (timerSet.nextDeadline, sleepers.min?.wake) {
-        case (let t?, let s?): return min(t, s)
-        case (let t, let s): return t ?? s
-        }
+        [timerSet.nextDeadline, sleepers.min?.wake, delayed.min?.wake].compactMap { $0 }.min()
     }
 
     func fireDue(now: UInt64) {
         while let s = sleepers.min, s.wake <= now {
             _ = sleepers.removeMin()
             wake(s)
+        }
+        while let d = delayed.min, d.wake <= now {
+            _ = delayed.removeMin()
+            resumeSuspended(d.continuation)
         }
         for (id, tick) in timerSet.fireDue(now: now) {
             let timer = timers[id]
@@ -188,6 +200,17 @@ final class ScriptWorker: WorkerBody {
         ctx.dropRequested = false
         ctx.message = MessageState(sip: sip, inbound: inbound)
         if sip.isRequest {
+            // A retransmission of a request with a transaction (or the ACK of its negative
+            // final reply) is absorbed by the transaction: the script does not run again.
+            if let table = ctx.runtime.tm.table {
+                switch table.lookupRequest(sip, now: SystemClock().nowNanos()) {
+                case .retransmission(_, let actions), .ack(_, let actions):
+                    ctx.runtime.tm.perform(actions)
+                    return
+                case .notFound:
+                    break
+                }
+            }
             let route = "ksr_request_route"
             account(route) { lua.callGlobal(route) }
         } else if lua.hasGlobalFunction("ksr_reply_route") {
@@ -227,8 +250,54 @@ final class ScriptWorker: WorkerBody {
         return m
     }
 
-    /// Runs (or resumes) a callback, counts it and handles how it ended.
+    /// Continues a request suspended by a `KSR.async` function: the callback runs with no
+    /// arguments on a copy of the request, through its transaction; a callback that sends no
+    /// final reply gets the transaction answered 500. Nothing runs when the suspension timed
+    /// out already (the client got 408).
+    func resumeSuspended(_ c: Continuation) {
+        guard let table = ctx.runtime.tm.table else { return }
+        do throws(TransactionError) {
+            try table.resume(c.transaction, now: SystemClock().nowNanos())
+        } catch {
+            logger.warning("transaction is not suspended [\(c.transaction)]: \(error); [\(c.callback)] not run",
+                           metadata: ["ksr.module": "async"])
+            return
+        }
+        ctx.eventTime = WallClock.now()
+        ctx.dropRequested = false
+        ctx.message = c.message
+        account(c.callback) { lua.callGlobal(c.callback) }
+    }
+
+    /// Moves continuations a callback queued on this worker into the deadline heap.
+    private func takeScheduled() {
+        guard !ctx.scheduled.isEmpty else { return }
+        for (wake, c) in ctx.scheduled {
+            sleeperSeq &+= 1
+            delayed.insert(Delayed(wake: wake, seq: sleeperSeq, continuation: c))
+        }
+        ctx.scheduled.removeAll()
+    }
+
+    /// Runs (or resumes) a callback, counts it and handles how it ended. When it ended (not
+    /// suspended in a sleep) and it was a resumed async request that sent no final reply, the
+    /// transaction is answered 500, as Kamailio's tm does.
     private func account(_ function: String, _ body: () -> LuaState.CallOutcome) {
+        defer { takeScheduled() }
+        if run(function, body) && ctx.message.finishWith500 && !ctx.transactionAnswered {
+            ctx.message.finishWith500 = false
+            if let id = ctx.message.transaction, let table = ctx.runtime.tm.table, let inbound = ctx.message.inbound {
+                let bytes = SIPResponseBuilder.reply(
+                    to: ctx.message.sip, status: 500, reason: "I'm terribly sorry, server error occurred (1/TM)",
+                    source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: ctx.message.sip),
+                    server: SLModule.server)
+                ctx.runtime.tm.perform((try? table.reply(id, status: 500, bytes: bytes, now: SystemClock().nowNanos())) ?? [])
+            }
+        }
+    }
+
+    /// Runs the callback; true when it ended (returned, failed or was missing).
+    private func run(_ function: String, _ body: () -> LuaState.CallOutcome) -> Bool {
         let m = metrics(function)
         let started = SystemClock().nowNanos()
         let outcome = body()
@@ -236,27 +305,31 @@ final class ScriptWorker: WorkerBody {
         m.calls.increment()
         switch outcome {
         case .returned:
-            break
+            return true
         case .missing:
             if function == "ksr_request_route" {
                 logger.error("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
             } else {
                 logger.debug("no such function [\(function)] in lua scripts", metadata: ["ksr.module": "app_lua"])
             }
+            return true
         case .failed(let error):
             m.errors.increment()
             logger.error("error from Lua: \(error.traceback ?? error.message)", metadata: ["ksr.module": "app_lua"])
+            return true
         case .yielded(let co):
             if let ms = lua.sleepRequest(co) {
                 sleeperSeq &+= 1
                 sleepers.insert(Sleeper(wake: SystemClock().nowNanos() &+ UInt64(ms) &* 1_000_000, seq: sleeperSeq, co: co,
                                         function: function, asyncData: ctx.asyncData, eventTime: ctx.eventTime,
                                         message: ctx.message))
+                return false
             } else {
                 lua.discard(co)
                 m.errors.increment()
                 logger.error("[\(function)] yielded outside KSR.async.sleep/ms_sleep: nothing can resume it, the callback was abandoned",
                              metadata: ["ksr.module": "app_lua"])
+                return true
             }
         }
     }

@@ -5,6 +5,7 @@ import Logging
 import LuaBridge
 import MQueue
 import SIP
+import SIPTransaction
 
 /// Everything one worker owns: its Lua state, its `$var`s, the item it fetched last from each
 /// queue, its faked message. Created on the worker's thread and used only there.
@@ -45,6 +46,9 @@ public final class WorkerContext {
     var fetched: [QueueItem?]
     /// The message the running callback sees: a received SIP message, or the faked one.
     public var message = MessageState.faked()
+    /// Continuations a suspending async call queued on this worker (`route`, `ms_route`),
+    /// picked up by the worker after the callback returns.
+    var scheduled: [(wake: UInt64, continuation: Continuation)] = []
     /// Reused for building replies.
     var replyBuffer: [UInt8] = []
     /// The faked message timer and task callbacks run with; changes to it persist between
@@ -166,3 +170,10 @@ final class PointerCache<Value> {
     }
 }
 
+
+/// A suspended request waiting to continue in a Lua callback.
+struct Continuation: Sendable {
+    let transaction: TransactionID
+    let callback: String
+    let message: MessageState
+}

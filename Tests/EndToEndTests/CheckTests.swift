@@ -87,10 +87,10 @@ struct CheckTests {
 
     @Test func unimplementedKamailioParametersWarnButStart() throws {
         let dir = TempDir()
-        let path = dir.write("warn.lua", "modparam(\"tm\", \"fr_timer\", 3000)\ncoreparam(\"log_stderror\", \"yes\")\n")
+        let path = dir.write("warn.lua", "modparam(\"tm\", \"wt_timer\", 3000)\ncoreparam(\"log_stderror\", \"yes\")\n")
         let r = try KSR.run(["check", path])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr.contains("warn.lua:1: parameter 'fr_timer' of module 'tm' is not implemented"))
+        #expect(r.stderr.contains("warn.lua:1: parameter 'wt_timer' of module 'tm' is not implemented"))
         #expect(r.stderr.contains("warn.lua:2: core parameter 'log_stderror'"))
     }
 }

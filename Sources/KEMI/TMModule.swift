@@ -1,0 +1,186 @@
+import KSRBase
+import KSRCore
+import Logging
+import LuaBridge
+import SIP
+import SIPTransaction
+import SIPTransport
+import Synchronization
+import CLua
+
+/// What a transaction remembers for the host: the request's source, for replies the host
+/// makes itself (relaying will add route names here).
+public struct TMContext: Sendable {
+    var source: (ip: String, port: Int)
+}
+
+/// The host's transaction layer: Kamailio tm's table over the RFC 3261 machines, the worker
+/// that drives its timers, and the code that performs what the table asks for.
+public final class TMCore: Sendable {
+    public typealias Table = TransactionTable<SIPInbound, TMContext>
+    let timers = Mutex(TransactionTimers())
+    private let state = Mutex<(table: Table?, timerWorker: Worker?, transport: SIPTransport?)>((nil, nil, nil))
+    private let logger = Logger(label: "tm")
+
+    public init() {}
+
+    var table: Table? { state.withLock { $0.table } }
+
+    /// Creates the table and its timer worker (once the transport is running).
+    func start(transport: SIPTransport) {
+        let table = Table(timers: timers.withLock { $0 })
+        let worker = Worker(name: "tm-timer", kind: "tm", index: 0) { [self] _ in TMTimerBody(core: self, table: table) }
+        state.withLock { $0 = (table, worker, transport) }
+        worker.start()
+        _ = worker.waitStarted()
+    }
+
+    func stop() {
+        let w = state.withLock { s -> Worker? in
+            let w = s.timerWorker
+            s = (nil, nil, nil)
+            return w
+        }
+        w?.stop()
+        w?.join()
+    }
+
+    /// Performs the table's actions: sends, 408 for a suspended transaction that timed out.
+    func perform(_ actions: [Table.Action]) {
+        guard !actions.isEmpty else { return }
+        let (table, transport, worker) = state.withLock { ($0.table, $0.transport, $0.timerWorker) }
+        guard let table, let transport else { return }
+        for action in actions {
+            switch action {
+            case .send(_, let bytes, let peer, _):
+                if let c = peer.connection { transport.send(bytes, on: c) } else { transport.send(bytes, to: peer.source, via: peer.local) }
+            case .serverTimeout(let id, .finalResponse, _):
+                logger.notice("transaction \(id): no final reply within fr_timer, answering 408", metadata: ["ksr.module": "tm"])
+                if let request = table.request(of: id), let context = table.context(of: id) {
+                    let bytes = SIPResponseBuilder.reply(
+                        to: request, status: 408, reason: "Request Timeout", source: context.source,
+                        toTag: SLModule.toTag(for: request), server: SLModule.server)
+                    perform((try? table.reply(id, status: 408, bytes: bytes, now: SystemClock().nowNanos())) ?? [])
+                }
+            case .serverTimeout, .terminated, .response, .allBranchesFailed:
+                break
+            }
+        }
+        // A new or changed transaction may have an earlier deadline: let the timer worker look.
+        worker?.post { _ in }
+    }
+
+    /// Wakes the timer worker after an operation that may have moved a deadline earlier.
+    func poke() { state.withLock { $0.timerWorker }?.post { _ in } }
+}
+
+/// The tm timer worker: fires the table's due timers.
+final class TMTimerBody: WorkerBody {
+    let core: TMCore
+    let table: TMCore.Table
+    init(core: TMCore, table: TMCore.Table) {
+        self.core = core
+        self.table = table
+        _ = ksr_set_timer_slack_ns(1000)
+    }
+    func nextDeadline() -> UInt64? { table.nextDeadline() }
+    func fireDue(now: UInt64) { core.perform(table.fire(now: now)) }
+    func shutdown() {}
+}
+
+extension WorkerContext {
+    /// `t_newtran`: creates the server transaction of the current request. 1 created (or it
+    /// existed), 0 when the request was a retransmission (absorbed), -1 on error.
+    func newTransaction(_ L: OpaquePointer) -> Int {
+        guard let inbound = message.inbound, message.sip.isRequest else {
+            logUsageError(L, "tm: no transaction for the faked message or a reply")
+            return -1
+        }
+        if message.transaction != nil { return 1 }
+        guard let table = runtime.tm.table else { return -1 }
+        do throws(TransactionError) {
+            switch try table.createServerTransaction(
+                for: message.sip, peer: inbound, reliable: inbound.proto != .udp,
+                context: TMContext(source: (inbound.source.ip, inbound.source.port)), now: SystemClock().nowNanos()) {
+            case .created(let id):
+                message.transaction = id
+                runtime.tm.poke()
+                return 1
+            case .retransmission(_, let actions):
+                runtime.tm.perform(actions)
+                return 0
+            }
+        } catch {
+            logUsageError(L, "tm: cannot create the transaction: \(error)")
+            return -1
+        }
+    }
+
+    /// `t_reply`: a reply through the current transaction. 1 sent, -1 without a transaction
+    /// or when a final reply was sent already.
+    func transactionReply(_ code: Int, _ reason: String, _ L: OpaquePointer) -> Int {
+        guard let id = message.transaction, let table = runtime.tm.table, let inbound = message.inbound else {
+            logUsageError(L, "cannot send a t_reply to a message for which no T-state has been established")
+            return -1
+        }
+        guard (100...699).contains(code) else {
+            logUsageError(L, "tm: invalid reply code \(code) (100..699)")
+            return -1
+        }
+        let bytes = SIPResponseBuilder.reply(
+            to: message.sip, status: code, reason: reason.isEmpty ? SLModule.defaultReason(code) : reason,
+            source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: message.sip),
+            extraHeaders: message.replyHeaders, server: SLModule.server)
+        do throws(TransactionError) {
+            runtime.tm.perform(try table.reply(id, status: code, bytes: bytes, now: SystemClock().nowNanos()))
+            return 1
+        } catch {
+            logUsageError(L, "tm: t_reply \(code) refused: \(error)")
+            return -1
+        }
+    }
+
+    /// Whether the current transaction has sent a final reply.
+    var transactionAnswered: Bool {
+        guard let id = message.transaction, let info = runtime.tm.table?.info(id) else { return true }
+        return info.state != .trying && info.state != .proceeding
+    }
+}
+
+/// tm: transactions (`KSR.tm.*`). Relaying (`t_relay`) comes with the next part of the SIP core.
+struct TMModule: KEMIModule {
+    let name = "tm"
+    let summary = "transactions: t_newtran, t_reply; fr_timer for suspended requests"
+
+    var params: [ModuleParam] {
+        func ms(_ name: String, _ doc: String, _ set: @escaping @Sendable (inout TransactionTimers, Duration) -> Void) -> ModuleParam {
+            ModuleParam(name, .int, doc: doc) { setup, v throws(ParamError) in
+                guard let n = v.intValue, n > 0 else { throw ParamError("expects milliseconds > 0, got \(v)") }
+                setup.tmTimers.append { set(&$0, .milliseconds(n)) }
+                return []
+            }
+        }
+        return [
+            ms("fr_timer", "Final reply timeout in ms for non-INVITE (default 30000).") { $0.finalResponse = $1 },
+            ms("fr_inv_timer", "Final reply timeout in ms for INVITE (default 120000).") { $0.inviteFinalResponse = $1 },
+        ] + ["wt_timer", "max_inv_lifetime", "max_noninv_lifetime", "retr_timer1", "retr_timer2", "noisy_ctimer",
+             "auto_inv_100", "restart_fr_on_each_reply", "aggregate_challenges", "reparse_invite", "blst_503",
+             "failure_reply_mode", "unix_tx_timeout", "e2e_cancel_reason", "cancel_b_method", "reparse_on_dns_failover",
+             "on_sl_reply"].map { ModuleParam.notImplemented($0, .int) }
+            + ["ac_extra_hdrs", "contacts_avp", "contact_flows_avp", "fr_timer_avp", "fr_inv_timer_avp",
+               "auto_inv_100_reason", "xavp_contact"].map { ModuleParam.notImplemented($0, .string) }
+    }
+
+    var exports: [KEMIExport] {
+        [
+            KEMIExport("tm", "t_newtran", returns: .int,
+                       doc: "Creates the transaction of the request (absorbs its retransmissions): 1, 0 for a retransmission, -1 error.") { ctx, args in
+                .int(ctx.newTransaction(args.L))
+            },
+            KEMIExport("tm", "t_reply", [("code", .int), ("reason", .str)], returns: .int,
+                       doc: "Replies through the transaction: 1 sent, -1 without a transaction or after a final reply.") { ctx, args in
+                .int(ctx.transactionReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+            },
+        ]
+    }
+}
