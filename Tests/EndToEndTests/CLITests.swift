@@ -32,7 +32,8 @@ struct CLITests {
     }
 
     @Test func samplesPassCheck() throws {
-        for sample in ["samples/rtimer.lua", "samples/mqueue.lua"] {
+        for sample in ["samples/rtimer.lua", "samples/mqueue.lua", "samples/stateless.lua", "samples/async-sleep.lua",
+                       "samples/async.lua"] {
             let r = try KSR.run(["check", KSR.packageRoot.appendingPathComponent(sample).path])
             #expect(r.status == 0, "\(sample): \(r.stderr)")
         }
