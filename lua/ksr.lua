@@ -618,6 +618,15 @@ function KSR.sl.sl_send_reply(code, reason) end
 ---@return integer
 function KSR.tm.t_newtran() end
 
+--- Names the Lua function run when every branch of t_relay fails (no arguments; $T_reply_code is the best reply's code): 1.
+---@param callback string
+---@return integer
+function KSR.tm.t_on_failure(callback) end
+
+--- Forwards the request statefully to $du or the R-URI (IP addresses): 1, or -1.
+---@return integer
+function KSR.tm.t_relay() end
+
 --- Replies through the transaction: 1 sent, -1 without a transaction or after a final reply.
 ---@param code integer
 ---@param reason string
@@ -647,7 +656,7 @@ function KSR.x.probe() end
 --   $TF: Current time as ctime text, e.g. "Mon Nov 23 07:45:38 2026".
 --   $TS: Current Unix time (integer).
 --   $TV(...): Time of day: s and u (seconds, microseconds of the event), sn and un (now), Sn ("sec.usec" now).
---   $T_reply_code: Reply code of the transaction (0: none).
+--   $T_reply_code: In a failure route: the code of the best reply (0 elsewhere).
 --   $Tf: Event time as ctime text.
 --   $Ts: Unix time when the current event started (integer).
 --   $ci: Call-ID.

@@ -105,6 +105,7 @@ extension ScriptHost {
                 runtime.sip.set(transport)
                 runtime.tm.timers.withLock { t in for f in setup.tmTimers { f(&t) } }
                 runtime.tm.start(transport: transport)
+                runtime.tm.failureRunner.withLock { $0 = { job in dispatcher.post { $0.runFailureRoute(job) } } }
                 logger.info("SIP: \(receivers.count) receiver workers", metadata: ["ksr.module": "sip"])
             } catch {
                 failures.append(ConfigError("SIP: \(error)"))
@@ -318,6 +319,12 @@ final class SIPDispatcher: Sendable {
     let next = Atomic<Int>(0)
 
     init(_ workers: [Worker]) { self.workers = workers }
+
+    /// Runs a job on one receiver worker (round robin).
+    func post(_ job: @escaping @Sendable (ScriptWorker) -> Void) {
+        let i = (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % workers.count
+        workers[i].post { body in (body as? ScriptWorker).map(job) }
+    }
 
     func dispatch(_ inbound: SIPInbound) {
         let n = workers.count

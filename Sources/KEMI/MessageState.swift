@@ -21,6 +21,10 @@ public struct MessageState: Sendable {
     public var transaction: TransactionID?
     /// A resumed async request: when its callback ends without a final reply, tm answers 500.
     var finishWith500 = false
+    /// `KSR.tm.t_on_failure`: the Lua function for a failed relay.
+    public var failureRoute: String?
+    /// In a failure route: the reply code tm would relay (`$T_reply_code`).
+    public var failureCode: Int?
 
     public var isFaked: Bool { inbound == nil }
 

@@ -233,7 +233,7 @@ struct PVModule: KEMIModule {
         ro("rr", "Reply reason phrase (replies only).") { str($0.message.sip.reasonPhrase) }
         ro("mb", "The whole message.") { .string($0.message.raw) }
         ro("ml", "Message length in bytes.") { .int($0.message.length) }
-        ro("T_reply_code", "Reply code of the transaction (0: none).") { _ in .int(0) }
+        ro("T_reply_code", "In a failure route: the code of the best reply (0 elsewhere).") { .int($0.message.failureCode ?? 0) }
         return c
     }
 

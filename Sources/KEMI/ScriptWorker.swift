@@ -213,8 +213,19 @@ final class ScriptWorker: WorkerBody {
             }
             let route = "ksr_request_route"
             account(route) { lua.callGlobal(route) }
-        } else if lua.hasGlobalFunction("ksr_reply_route") {
-            account("ksr_reply_route") { lua.callGlobal("ksr_reply_route") }
+        } else {
+            // The core reply route sees every reply first; KSR.x.drop() there stops it.
+            if lua.hasGlobalFunction("ksr_reply_route") {
+                account("ksr_reply_route") { lua.callGlobal("ksr_reply_route") }
+                if ctx.dropRequested { return }
+            }
+            guard let table = ctx.runtime.tm.table else { return }
+            switch table.receiveResponse(sip, now: SystemClock().nowNanos()) {
+            case .matched(_, let actions):
+                ctx.runtime.tm.perform(actions)
+            case .notFound:
+                logger.debug("reply \(sip.statusCode ?? 0) matches no transaction: dropped", metadata: ["ksr.module": "tm"])
+            }
         }
     }
 
@@ -267,6 +278,25 @@ final class ScriptWorker: WorkerBody {
         ctx.dropRequested = false
         ctx.message = c.message
         account(c.callback) { lua.callGlobal(c.callback) }
+    }
+
+    /// Runs the failure route of a relayed request whose branches all failed. If it neither
+    /// replies nor relays again, the best reply goes upstream, as Kamailio's tm does.
+    func runFailureRoute(_ job: FailureJob) {
+        guard let table = ctx.runtime.tm.table, let request = table.request(of: job.transaction),
+              let context = table.context(of: job.transaction), let inbound = context.inbound else { return }
+        let branchesBefore = table.info(job.transaction)?.branches.count ?? 0
+        ctx.eventTime = WallClock.now()
+        ctx.dropRequested = false
+        var message = MessageState(sip: request, inbound: inbound)
+        message.transaction = job.transaction
+        message.failureCode = job.best.statusCode
+        ctx.message = message
+        account(job.route) { lua.callGlobal(job.route) }
+        let branchesAfter = table.info(job.transaction)?.branches.count ?? 0
+        if !ctx.transactionAnswered && branchesAfter == branchesBefore {
+            ctx.runtime.tm.perform((try? table.relayResponse(job.transaction, response: job.best, now: SystemClock().nowNanos())) ?? [])
+        }
     }
 
     /// Moves continuations a callback queued on this worker into the deadline heap.

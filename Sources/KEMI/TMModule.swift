@@ -12,6 +12,10 @@ import CLua
 /// makes itself (relaying will add route names here).
 public struct TMContext: Sendable {
     var source: (ip: String, port: Int)
+    /// The request as received (server transactions): where the host's own replies go.
+    var inbound: SIPInbound?
+    /// The Lua function `KSR.tm.t_on_failure` named for this transaction.
+    var failureRoute: String?
 }
 
 /// The host's transaction layer: Kamailio tm's table over the RFC 3261 machines, the worker
@@ -21,6 +25,8 @@ public final class TMCore: Sendable {
     let timers = Mutex(TransactionTimers())
     private let state = Mutex<(table: Table?, timerWorker: Worker?, transport: SIPTransport?)>((nil, nil, nil))
     private let logger = Logger(label: "tm")
+    /// Runs a failure route on a SIP worker (set by the host).
+    let failureRunner = Mutex<(@Sendable (FailureJob) -> Void)?>(nil)
 
     public init() {}
 
@@ -53,7 +59,24 @@ public final class TMCore: Sendable {
         for action in actions {
             switch action {
             case .send(_, let bytes, let peer, _):
-                if let c = peer.connection { transport.send(bytes, on: c) } else { transport.send(bytes, to: peer.source, via: peer.local) }
+                if let c = peer.connection {
+                    transport.send(bytes, on: c)
+                } else if peer.local.proto == .tcp {
+                    transport.send(bytes, to: peer.source, proto: .tcp)
+                } else {
+                    transport.send(bytes, to: peer.source, via: peer.local)
+                }
+            case .response(_, let parent?, let response, _, _):
+                // Provisional (but 100) and 2xx responses of a branch go upstream at once;
+                // negative finals wait for .allBranchesFailed.
+                guard let status = response.statusCode, status > 100, status < 300 else { break }
+                perform((try? table.relayResponse(parent, response: response, now: SystemClock().nowNanos())) ?? [])
+            case .allBranchesFailed(let server, let best, _, _, let context):
+                if let route = context.failureRoute, let run = failureRunner.withLock({ $0 }) {
+                    run(FailureJob(transaction: server, route: route, best: best))
+                } else {
+                    perform((try? table.relayResponse(server, response: best, now: SystemClock().nowNanos())) ?? [])
+                }
             case .serverTimeout(let id, .finalResponse, _):
                 logger.notice("transaction \(id): no final reply within fr_timer, answering 408", metadata: ["ksr.module": "tm"])
                 if let request = table.request(of: id), let context = table.context(of: id) {
@@ -62,7 +85,7 @@ public final class TMCore: Sendable {
                         toTag: SLModule.toTag(for: request), server: SLModule.server)
                     perform((try? table.reply(id, status: 408, bytes: bytes, now: SystemClock().nowNanos())) ?? [])
                 }
-            case .serverTimeout, .terminated, .response, .allBranchesFailed:
+            case .serverTimeout, .terminated, .response:
                 break
             }
         }
@@ -101,7 +124,8 @@ extension WorkerContext {
         do throws(TransactionError) {
             switch try table.createServerTransaction(
                 for: message.sip, peer: inbound, reliable: inbound.proto != .udp,
-                context: TMContext(source: (inbound.source.ip, inbound.source.port)), now: SystemClock().nowNanos()) {
+                context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound),
+                now: SystemClock().nowNanos()) {
             case .created(let id):
                 message.transaction = id
                 runtime.tm.poke()
@@ -173,6 +197,16 @@ struct TMModule: KEMIModule {
 
     var exports: [KEMIExport] {
         [
+            KEMIExport("tm", "t_relay", returns: .int,
+                       doc: "Forwards the request statefully to $du or the R-URI (IP addresses): 1, or -1.") { ctx, args in
+                .int(ctx.relay(args.L))
+            },
+            KEMIExport("tm", "t_on_failure", [("callback", .str)], returns: .int,
+                       doc: "Names the Lua function run when every branch of t_relay fails (no arguments; $T_reply_code is the best reply's code): 1.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
+                ctx.message.failureRoute = name
+                return .int(1)
+            },
             KEMIExport("tm", "t_newtran", returns: .int,
                        doc: "Creates the transaction of the request (absorbs its retransmissions): 1, 0 for a retransmission, -1 error.") { ctx, args in
                 .int(ctx.newTransaction(args.L))
@@ -183,4 +217,12 @@ struct TMModule: KEMIModule {
             },
         ]
     }
+}
+
+/// A failure route to run: every branch of `transaction` failed, `best` is the reply tm would
+/// relay.
+struct FailureJob: Sendable {
+    let transaction: TransactionID
+    let route: String
+    let best: SIPMessage
 }

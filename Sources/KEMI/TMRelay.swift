@@ -1,0 +1,74 @@
+import KSRBase
+import KSRCore
+import Logging
+import LuaBridge
+import SIP
+import SIPTransaction
+import SIPTransport
+
+extension WorkerContext {
+    /// `t_relay`: forwards the request statefully to `$du`, else the R-URI (IP addresses;
+    /// `;transport=tcp` selects TCP). Replies come back through the transaction; a next hop
+    /// that never answers gets the request a 408. An ACK is forwarded statelessly.
+    /// 1 when forwarded, -1 on error (483 is answered when Max-Forwards is exhausted).
+    func relay(_ L: OpaquePointer) -> Int {
+        guard let inbound = message.inbound, message.sip.isRequest,
+              let table = runtime.tm.table, let transport = runtime.sip.transport else {
+            logUsageError(L, "tm: t_relay needs a received request")
+            return -1
+        }
+        let target = message.destinationURI ?? message.requestURI
+        guard let uri = try? SIPURI(parsing: target) else {
+            logUsageError(L, "tm: t_relay: cannot parse the destination \(target)")
+            return -1
+        }
+        let proto: SIPTransportProtocol = uri.parameter(named: "transport")?.value?.lowercased() == "tcp" ? .tcp : .udp
+        var host = uri.host
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        if host == "localhost" { host = "127.0.0.1" }
+        guard let destination = try? SIPSocketAddress(ip: host, port: uri.port ?? 5060) else {
+            logUsageError(L, "tm: t_relay: \(uri.host) is not an IP address (KSRHost does not resolve names yet)")
+            return -1
+        }
+        guard let listener = transport.listeners.first(where: { $0.proto == proto && $0.isIPv6 == destination.isIPv6 }) else {
+            logUsageError(L, "tm: t_relay: no \(proto) listen socket to send from (add coreparam(\"listen\", \"\(proto):...\"))")
+            return -1
+        }
+        let via = SIPProxy.OutgoingVia(transport: proto == .tcp ? "TCP" : "UDP", host: listener.ip, port: listener.port)
+        let forward = SIPProxy.forwardRequest(message.sip, via: via, branch: table.generateBranch(),
+                                              requestURI: message.newRequestURI)
+        let fr: SIPProxy.ForwardedRequest
+        switch forward {
+        case .forward(let f): fr = f
+        case .tooManyHops:
+            _ = message.transaction != nil || newTransaction(L) == 1
+            _ = transactionReply(483, "Too Many Hops", L)
+            return -1
+        case .invalidMaxForwards, .malformed:
+            logUsageError(L, "tm: t_relay: the request cannot be forwarded (bad Max-Forwards or Via)")
+            return -1
+        }
+        if message.sip.method == .ack {
+            if proto == .udp { transport.send(fr.bytes, to: destination, via: listener) } else { transport.send(fr.bytes, to: destination, proto: .tcp) }
+            return 1
+        }
+        if message.transaction == nil {
+            guard newTransaction(L) == 1 else { return -1 }
+        }
+        guard let server = message.transaction else { return -1 }
+        let failureRoute = message.failureRoute
+        _ = table.withContext(of: server) { $0.failureRoute = failureRoute }
+        let peer = SIPInbound(bytes: [], source: destination, local: listener, connection: nil, receivedAt: 0)
+        do throws(TransactionError) {
+            let (_, actions) = try table.startClientTransaction(
+                request: fr.message, peer: peer, reliable: proto != .udp,
+                context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound),
+                parent: server, now: SystemClock().nowNanos())
+            runtime.tm.perform(actions)
+            return 1
+        } catch {
+            logUsageError(L, "tm: t_relay failed: \(error)")
+            return -1
+        }
+    }
+}
