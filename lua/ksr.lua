@@ -255,6 +255,11 @@ function KSR.async.task_group_route(callback, group) end
 ---@return integer
 function KSR.async.task_route(callback) end
 
+--- Adds header lines ("Name: value\r\n") after the last header when the request is relayed: 1, or -1.
+---@param text string
+---@return integer
+function KSR.hdr.append(text) end
+
 --- Adds header lines ("Name: value\r\n") to the replies sent for this message: 1, or -1.
 ---@param text string
 ---@return integer
@@ -293,10 +298,20 @@ function KSR.hdr.getw(name) end
 ---@return string|integer|nil
 function KSR.hdr.getw_idx(name, index) end
 
+--- Adds header lines before the first header when the request is relayed: 1, or -1.
+---@param text string
+---@return integer
+function KSR.hdr.insert(text) end
+
 --- 1 if a header with that name is present, -1 if not.
 ---@param name string
 ---@return integer
 function KSR.hdr.is_present(name) end
+
+--- Removes every header with that name when the request is relayed: 1 (also when none matched).
+---@param name string
+---@return integer
+function KSR.hdr.remove(name) end
 
 --- The message body.
 ---@return string|integer|nil

@@ -21,6 +21,9 @@ public struct MessageState: Sendable {
     public var transaction: TransactionID?
     /// A resumed async request: when its callback ends without a final reply, tm answers 500.
     var finishWith500 = false
+    /// Header changes (`KSR.hdr.append/insert/remove`) applied when the request is relayed,
+    /// in order; as in Kamailio they are not visible to `KSR.hdr.get` afterwards.
+    public var lumps: [HeaderLump] = []
     /// `KSR.tm.t_on_failure`: the Lua function for a failed relay.
     public var failureRoute: String?
     /// In a failure route: the reply code tm would relay (`$T_reply_code`).
@@ -77,5 +80,43 @@ struct URIParts {
         user = uri.user
         host = uri.host
         port = uri.port
+    }
+}
+
+/// One header change to apply when the message is relayed.
+public enum HeaderLump: Sendable {
+    /// Raw header lines ("Name: value\r\n") added after the last header.
+    case append(String)
+    /// Raw header lines added before the first header.
+    case insert(String)
+    /// Every header with this name (compact forms match) removed.
+    case remove(String)
+
+    /// The message with `lumps` applied, or the message itself when there are none.
+    static func apply(_ lumps: [HeaderLump], to sip: SIPMessage) -> SIPMessage {
+        guard !lumps.isEmpty else { return sip }
+        var editor = SIPMessageEditor(sip)
+        for lump in lumps {
+            switch lump {
+            case .append(let text):
+                for (name, value) in lines(text) { editor.appendHeader(name, value) }
+            case .insert(let text):
+                for (name, value) in lines(text).reversed() { editor.prependHeader(name, value) }
+            case .remove(let name):
+                _ = editor.removeHeaders(named: name)
+            }
+        }
+        return (try? SIPMessage(editor.serialize())) ?? sip
+    }
+
+    /// "Name: value" pairs of raw header text (CRLF or LF separated).
+    static func lines(_ text: String) -> [(String, String)] {
+        text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).compactMap { line in
+            let l = line.hasSuffix("\r") ? line.dropLast() : line
+            guard let colon = l.firstIndex(of: ":") else { return nil }
+            let name = l[..<colon].trimmingSpaces()
+            guard !name.isEmpty else { return nil }
+            return (String(name), String(l[l.index(after: colon)...].trimmingSpaces()))
+        }
     }
 }

@@ -102,7 +102,7 @@ struct SLModule: KEMIModule {
 /// `KSR.hdr.*`: read headers of the current message, add headers to the replies it gets.
 struct HdrModule: KEMIModule {
     let name = "hdr"
-    let summary = "headers: get, is_present, append_to_reply"
+    let summary = "headers: get, is_present, append/insert/remove (applied when relayed), append_to_reply"
 
     var exports: [KEMIExport] {
         func get(_ fn: String, _ missing: KEMIValue, _ doc: String) -> KEMIExport {
@@ -133,6 +133,24 @@ struct HdrModule: KEMIModule {
                        doc: "1 if a header with that name is present, -1 if not.") { ctx, args in
                 guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
                 return .int(ctx.message.sip.fields(named: name).isEmpty ? -1 : 1)
+            },
+            KEMIExport("hdr", "append", [("text", .str)], returns: .int,
+                       doc: "Adds header lines (\"Name: value\\r\\n\") after the last header when the request is relayed: 1, or -1.") { ctx, args in
+                guard let text = args.string(1), !HeaderLump.lines(text).isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.append(text))
+                return .int(1)
+            },
+            KEMIExport("hdr", "insert", [("text", .str)], returns: .int,
+                       doc: "Adds header lines before the first header when the request is relayed: 1, or -1.") { ctx, args in
+                guard let text = args.string(1), !HeaderLump.lines(text).isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.insert(text))
+                return .int(1)
+            },
+            KEMIExport("hdr", "remove", [("name", .str)], returns: .int,
+                       doc: "Removes every header with that name when the request is relayed: 1 (also when none matched).") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.remove(name))
+                return .int(1)
             },
             KEMIExport("hdr", "append_to_reply", [("text", .str)], returns: .int,
                        doc: "Adds header lines (\"Name: value\\r\\n\") to the replies sent for this message: 1, or -1.") { ctx, args in

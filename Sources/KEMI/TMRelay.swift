@@ -34,9 +34,21 @@ extension WorkerContext {
             logUsageError(L, "tm: t_relay: no \(proto) listen socket to send from (add coreparam(\"listen\", \"\(proto):...\"))")
             return -1
         }
+        // A CANCEL for an INVITE we relayed: answer it, cancel the INVITE's branches; their 487
+        // goes upstream through the INVITE's transaction.
+        if message.sip.method == .cancel, let invite = table.inviteTransaction(cancelledBy: message.sip) {
+            guard newTransaction(L) == 1 else { return -1 }
+            _ = transactionReply(200, "Canceling", L)
+            do throws(TransactionError) {
+                runtime.tm.perform(try table.cancelBranches(of: invite, now: SystemClock().nowNanos()))
+            } catch {
+                logUsageError(L, "tm: cannot cancel the INVITE's branches: \(error)")
+            }
+            return 1
+        }
         let via = SIPProxy.OutgoingVia(transport: proto == .tcp ? "TCP" : "UDP", host: listener.ip, port: listener.port)
-        let forward = SIPProxy.forwardRequest(message.sip, via: via, branch: table.generateBranch(),
-                                              requestURI: message.newRequestURI)
+        let forward = SIPProxy.forwardRequest(HeaderLump.apply(message.lumps, to: message.sip), via: via,
+                                              branch: table.generateBranch(), requestURI: message.newRequestURI)
         let fr: SIPProxy.ForwardedRequest
         switch forward {
         case .forward(let f): fr = f

@@ -76,3 +76,74 @@ struct RelayEndToEndTests {
         #expect(host.stop() == 0)
     }
 }
+
+@Suite("t_relay with a hand-made next hop: header changes, replies back, CANCEL")
+struct RelayToPeerTests {
+    @Test func headersRepliesAndCancel() throws {
+        let port = freePort()
+        let next = try UDPPeer()
+        let dir = TempDir()
+        let script = """
+            coreparam("listen", "udp:127.0.0.1:\(port)")
+            coreparam("children", 2)
+            coreparam("rpc_listen", "off")
+            coreparam("rpc_socket", "off")
+            function ksr_request_route()
+              if KSR.is_MESSAGE() then
+                KSR.hdr.append("X-Added: yes\\r\\n")
+                KSR.hdr.remove("User-Agent")
+                KSR.info("UA still visible: " .. tostring(KSR.hdr.get("User-Agent")) .. "\\n")
+              end
+              KSR.pv.sets("$du", "sip:127.0.0.1:\(next.port)")
+              KSR.tm.t_relay()
+            end
+            """
+        let host = try KSR.Running(["run", dir.write("r.lua", script)])
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        let caller = try UDPPeer()
+
+        caller.send("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1\r\n"
+                    + "From: <sip:a@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: m-1\r\nCSeq: 1 MESSAGE\r\n"
+                    + "Max-Forwards: 10\r\nUser-Agent: caller\r\nContent-Length: 0\r\n\r\n", to: port)
+        let forwarded = try #require(next.receive())
+        #expect(forwarded.hasPrefix("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(port);branch=z9hG4bK"))
+        #expect(forwarded.contains("Via: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1"))
+        #expect(forwarded.contains("Max-Forwards: 9\r\n"))
+        #expect(forwarded.contains("X-Added: yes\r\n"))
+        #expect(!forwarded.contains("User-Agent"))
+        #expect(host.waitForStderr { $0.contains("UA still visible: caller") })
+        // The next hop answers; the reply reaches the caller with our Via removed.
+        let vias = forwarded.split(separator: "\r\n").filter { $0.hasPrefix("Via:") }
+        next.send("SIP/2.0 200 OK\r\n" + vias.joined(separator: "\r\n") + "\r\nFrom: <sip:a@127.0.0.1>;tag=a1\r\n"
+                  + "To: <sip:bob@127.0.0.1>;tag=b1\r\nCall-ID: m-1\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n", to: port)
+        let back = try #require(caller.receive())
+        #expect(back.hasPrefix("SIP/2.0 200 OK\r\n"))
+        #expect(!back.contains("127.0.0.1:\(port);branch"))
+
+        // INVITE, 180 from the next hop, then CANCEL from the caller.
+        caller.send("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-i-1\r\n"
+                    + "From: <sip:a@127.0.0.1>;tag=a2\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: i-1\r\nCSeq: 1 INVITE\r\n"
+                    + "Contact: <sip:a@127.0.0.1:\(caller.port)>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", to: port)
+        let invite = try #require(next.receive())
+        let ivias = invite.split(separator: "\r\n").filter { $0.hasPrefix("Via:") }.joined(separator: "\r\n")
+        let inviteTail = "\r\nFrom: <sip:a@127.0.0.1>;tag=a2\r\nTo: <sip:bob@127.0.0.1>;tag=b2\r\nCall-ID: i-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        next.send("SIP/2.0 180 Ringing\r\n" + ivias + inviteTail, to: port)
+        #expect(caller.receive()?.hasPrefix("SIP/2.0 180 Ringing\r\n") == true)
+        caller.send("CANCEL sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-i-1\r\n"
+                    + "From: <sip:a@127.0.0.1>;tag=a2\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: i-1\r\nCSeq: 1 CANCEL\r\n"
+                    + "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n", to: port)
+        #expect(caller.receive()?.hasPrefix("SIP/2.0 200 Canceling\r\n") == true)
+        let cancel = try #require(next.receive())
+        #expect(cancel.hasPrefix("CANCEL sip:bob@127.0.0.1 SIP/2.0\r\n"))
+        #expect(cancel.contains("CSeq: 1 CANCEL"))
+        // The next hop ends the INVITE with 487; the caller gets it.
+        next.send("SIP/2.0 487 Request Terminated\r\n" + ivias + inviteTail, to: port)
+        var got487 = false
+        for _ in 0..<3 {
+            guard let r = caller.receive() else { break }
+            if r.hasPrefix("SIP/2.0 487 Request Terminated\r\n") { got487 = true; break }
+        }
+        #expect(got487)
+        #expect(host.stop() == 0)
+    }
+}
