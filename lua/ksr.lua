@@ -638,6 +638,11 @@ function KSR.tm.t_newtran() end
 ---@return integer
 function KSR.tm.t_on_failure(callback) end
 
+--- Names the Lua function run for each reply to the relayed request (no arguments; KSR.x.drop() stops a provisional reply): 1.
+---@param callback string
+---@return integer
+function KSR.tm.t_on_reply(callback) end
+
 --- Forwards the request statefully to $du or the R-URI (IP addresses): 1, or -1.
 ---@return integer
 function KSR.tm.t_relay() end

@@ -221,7 +221,17 @@ final class ScriptWorker: WorkerBody {
             }
             guard let table = ctx.runtime.tm.table else { return }
             switch table.receiveResponse(sip, now: SystemClock().nowNanos()) {
-            case .matched(_, let actions):
+            case .matched(_, var actions):
+                // The transaction's reply route (t_on_reply) runs before the reply goes on;
+                // KSR.x.drop() there keeps a provisional reply from being relayed.
+                actions = actions.filter { action in
+                    guard case .response(_, _, let response, .network, let context) = action,
+                          let route = context.replyRoute else { return true }
+                    ctx.dropRequested = false
+                    ctx.message = MessageState(sip: response, inbound: inbound)
+                    account(route) { lua.callGlobal(route) }
+                    return !(ctx.dropRequested && (response.statusCode ?? 0) < 200)
+                }
                 ctx.runtime.tm.perform(actions)
             case .notFound:
                 logger.debug("reply \(sip.statusCode ?? 0) matches no transaction: dropped", metadata: ["ksr.module": "tm"])

@@ -16,6 +16,8 @@ public struct TMContext: Sendable {
     var inbound: SIPInbound?
     /// The Lua function `KSR.tm.t_on_failure` named for this transaction.
     var failureRoute: String?
+    /// The Lua function `KSR.tm.t_on_reply` named (client transactions: run for each reply).
+    var replyRoute: String?
 }
 
 /// The host's transaction layer: Kamailio tm's table over the RFC 3261 machines, the worker
@@ -205,6 +207,12 @@ struct TMModule: KEMIModule {
                        doc: "Names the Lua function run when every branch of t_relay fails (no arguments; $T_reply_code is the best reply's code): 1.") { ctx, args in
                 guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
                 ctx.message.failureRoute = name
+                return .int(1)
+            },
+            KEMIExport("tm", "t_on_reply", [("callback", .str)], returns: .int,
+                       doc: "Names the Lua function run for each reply to the relayed request (no arguments; KSR.x.drop() stops a provisional reply): 1.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
+                ctx.message.replyRoute = name
                 return .int(1)
             },
             KEMIExport("tm", "t_newtran", returns: .int,

@@ -74,7 +74,8 @@ extension WorkerContext {
         do throws(TransactionError) {
             let (_, actions) = try table.startClientTransaction(
                 request: fr.message, peer: peer, reliable: proto != .udp,
-                context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound),
+                context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound,
+                                   replyRoute: message.replyRoute),
                 parent: server, now: SystemClock().nowNanos())
             runtime.tm.perform(actions)
             return 1

@@ -92,11 +92,13 @@ struct RelayToPeerTests {
               if KSR.is_MESSAGE() then
                 KSR.hdr.append("X-Added: yes\\r\\n")
                 KSR.hdr.remove("User-Agent")
+                KSR.tm.t_on_reply("on_reply")
                 KSR.info("UA still visible: " .. tostring(KSR.hdr.get("User-Agent")) .. "\\n")
               end
               KSR.pv.sets("$du", "sip:127.0.0.1:\(next.port)")
               KSR.tm.t_relay()
             end
+            function on_reply() KSR.info("ONREPLY " .. KSR.pv.get("$rs") .. " " .. KSR.pv.get("$ci") .. "\\n") end
             """
         let host = try KSR.Running(["run", dir.write("r.lua", script)])
         #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
@@ -119,6 +121,7 @@ struct RelayToPeerTests {
         let back = try #require(caller.receive())
         #expect(back.hasPrefix("SIP/2.0 200 OK\r\n"))
         #expect(!back.contains("127.0.0.1:\(port);branch"))
+        #expect(host.waitForStderr { $0.contains("ONREPLY 200 m-1") })
 
         // INVITE, 180 from the next hop, then CANCEL from the caller.
         caller.send("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-i-1\r\n"
