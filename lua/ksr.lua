@@ -633,6 +633,11 @@ function KSR.sl.sl_send_reply(code, reason) end
 ---@return integer
 function KSR.tm.t_newtran() end
 
+--- Names the Lua function run just before the branch is sent by t_relay (no arguments; may change $ru, $du and headers; KSR.x.drop() cancels the branch; it cannot sleep): 1.
+---@param callback string
+---@return integer
+function KSR.tm.t_on_branch(callback) end
+
 --- Names the Lua function run when every branch of t_relay fails (no arguments; $T_reply_code is the best reply's code): 1.
 ---@param callback string
 ---@return integer

@@ -26,6 +26,8 @@ public struct MessageState: Sendable {
     public var lumps: [HeaderLump] = []
     /// `KSR.tm.t_on_failure`: the Lua function for a failed relay.
     public var failureRoute: String?
+    /// `KSR.tm.t_on_branch`: the Lua function run before the relayed branch is sent.
+    public var branchRoute: String?
     /// `KSR.tm.t_on_reply`: the Lua function for replies to the relayed request.
     public var replyRoute: String?
     /// In a failure route: the reply code tm would relay (`$T_reply_code`).

@@ -215,6 +215,12 @@ struct TMModule: KEMIModule {
                 ctx.message.replyRoute = name
                 return .int(1)
             },
+            KEMIExport("tm", "t_on_branch", [("callback", .str)], returns: .int,
+                       doc: "Names the Lua function run just before the branch is sent by t_relay (no arguments; may change $ru, $du and headers; KSR.x.drop() cancels the branch; it cannot sleep): 1.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty else { return .int(-1) }
+                ctx.message.branchRoute = name
+                return .int(1)
+            },
             KEMIExport("tm", "t_newtran", returns: .int,
                        doc: "Creates the transaction of the request (absorbs its retransmissions): 1, 0 for a retransmission, -1 error.") { ctx, args in
                 .int(ctx.newTransaction(args.L))

@@ -12,6 +12,22 @@ extension WorkerContext {
     /// that never answers gets the request a 408. An ACK is forwarded statelessly.
     /// 1 when forwarded, -1 on error (483 is answered when Max-Forwards is exhausted).
     func relay(_ L: OpaquePointer) -> Int {
+        // The branch route runs first (nested, on this coroutine) and may change the target.
+        if let route = message.branchRoute, message.sip.method != .ack, message.sip.method != .cancel {
+            message.branchRoute = nil
+            dropRequested = false
+            switch LuaState.protectedCall(on: L, route) {
+            case .failed(let e):
+                logger.error("error from Lua in branch route [\(route)]: \(e.traceback ?? e.message)", metadata: ["ksr.module": "tm"])
+            default:
+                break
+            }
+            if dropRequested {
+                dropRequested = false
+                logUsageError(L, "tm: t_relay: the branch route dropped the branch")
+                return -1
+            }
+        }
         guard let inbound = message.inbound, message.sip.isRequest,
               let table = runtime.tm.table, let transport = runtime.sip.transport else {
             logUsageError(L, "tm: t_relay needs a received request")

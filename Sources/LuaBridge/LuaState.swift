@@ -196,6 +196,26 @@ public final class LuaState {
         return ok != 0 ? Int(ms) : nil
     }
 
+    /// Calls global function `name` with no arguments on thread `L` (the coroutine of a KSR
+    /// call in progress) under `lua_pcall`: a route run from inside another one, such as
+    /// tm's branch route. It cannot sleep (a yield there is an error). Returns nil when it ran
+    /// (or the exit sentinel ended it), .missing, or the error.
+    public static func protectedCall(on L: OpaquePointer, _ name: String) -> CallOutcome {
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        ksr_lua_push_traceback_handler(L)
+        lua_rawgeti(L, KSR_LUA_REGISTRYINDEX, lua_Integer(KSR_LUA_RIDX_GLOBALS))
+        lua_pushstring(L, name)
+        let t = lua_rawget(L, -2)
+        lua_rotate(L, -2, 1)
+        ksr_lua_pop(L, 1)
+        guard t == LUA_TFUNCTION else { return .missing }
+        if ksr_lua_pcall(L, 0, 0, base + 1) == LUA_OK { return .returned }
+        let full = message(L, -1)
+        if full.hasPrefix(exitSentinel) { return .returned }
+        return .failed(LuaError(message: full.split(separator: "\n").first.map(String.init) ?? full, traceback: full))
+    }
+
     /// Resumes a coroutine that yielded for a sleep; the sleep call returns `value`.
     public func resume(_ co: LuaThread, returning value: Int) -> CallOutcome {
         lua_pushinteger(co.pointer, lua_Integer(value))

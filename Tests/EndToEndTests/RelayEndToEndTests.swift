@@ -93,10 +93,15 @@ struct RelayToPeerTests {
                 KSR.hdr.append("X-Added: yes\\r\\n")
                 KSR.hdr.remove("User-Agent")
                 KSR.tm.t_on_reply("on_reply")
+                KSR.tm.t_on_branch("on_branch")
                 KSR.info("UA still visible: " .. tostring(KSR.hdr.get("User-Agent")) .. "\\n")
               end
               KSR.pv.sets("$du", "sip:127.0.0.1:\(next.port)")
               KSR.tm.t_relay()
+            end
+            function on_branch()
+              KSR.hdr.append("X-Branch: " .. KSR.pv.get("$ci") .. "\\r\\n")
+              KSR.x.exit()
             end
             function on_reply() KSR.info("ONREPLY " .. KSR.pv.get("$rs") .. " " .. KSR.pv.get("$ci") .. "\\n") end
             """
@@ -112,6 +117,7 @@ struct RelayToPeerTests {
         #expect(forwarded.contains("Via: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1"))
         #expect(forwarded.contains("Max-Forwards: 9\r\n"))
         #expect(forwarded.contains("X-Added: yes\r\n"))
+        #expect(forwarded.contains("X-Branch: m-1\r\n"))
         #expect(!forwarded.contains("User-Agent"))
         #expect(host.waitForStderr { $0.contains("UA still visible: caller") })
         // The next hop answers; the reply reaches the caller with our Via removed.
