@@ -245,27 +245,36 @@ public enum SIPResponseBuilder {
 
     static func appendHeadersAndBody(_ out: inout [UInt8], _ headers: [SIPHeader], _ body: [UInt8]) {
         var wroteLength = false
-        for h in headers {
-            if SIPHeaderKind(name: h.name) == .contentLength {
-                if wroteLength { continue }
-                wroteLength = true
-                out.appendSingleLine(h.name)
-                out.append(": ")
-                out.appendDecimal(body.count)
-            } else {
-                out.appendSingleLine(h.name)
-                out.append(": ")
-                out.appendSingleLine(h.value)
-            }
-            out.append("\r\n")
+        for h in headers { appendHeaderLine(&out, h, bodyCount: body.count, wroteLength: &wroteLength) }
+        finishHeaders(&out, bodyCount: body.count, wroteLength: wroteLength)
+        out.append(contentsOf: body)
+    }
+
+    /// Writes `h` as a header line; a Content-Length gets the real body length and is written
+    /// once. Shared by the builders and `SIPMessageEditor`.
+    static func appendHeaderLine(_ out: inout [UInt8], _ h: SIPHeader, bodyCount: Int, wroteLength: inout Bool) {
+        if SIPHeaderKind(name: h.name) == .contentLength {
+            if wroteLength { return }
+            wroteLength = true
+            out.appendSingleLine(h.name)
+            out.append(": ")
+            out.appendDecimal(bodyCount)
+        } else {
+            out.appendSingleLine(h.name)
+            out.append(": ")
+            out.appendSingleLine(h.value)
         }
+        out.append("\r\n")
+    }
+
+    /// Adds a Content-Length when none was written, then the empty line.
+    static func finishHeaders(_ out: inout [UInt8], bodyCount: Int, wroteLength: Bool) {
         if !wroteLength {
             out.append("Content-Length: ")
-            out.appendDecimal(body.count)
+            out.appendDecimal(bodyCount)
             out.append("\r\n")
         }
         out.append("\r\n")
-        out.append(contentsOf: body)
     }
 }
 

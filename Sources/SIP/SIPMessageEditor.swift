@@ -193,26 +193,12 @@ public struct SIPMessageEditor: Sendable {
                         out.appendSingleLine(value)
                     }
                 case .added(let h):
-                    if SIPHeaderKind(name: h.name) == .contentLength {
-                        if wroteLength { continue }
-                        wroteLength = true
-                        out.appendSingleLine(h.name)
-                        out.append(": ")
-                        out.appendDecimal(body.count)
-                    } else {
-                        out.appendSingleLine(h.name)
-                        out.append(": ")
-                        out.appendSingleLine(h.value)
-                    }
+                    SIPResponseBuilder.appendHeaderLine(&out, h, bodyCount: body.count, wroteLength: &wroteLength)
+                    continue
                 }
                 out.append("\r\n")
             }
-            if !wroteLength {
-                out.append("Content-Length: ")
-                out.appendDecimal(body.count)
-                out.append("\r\n")
-            }
-            out.append("\r\n")
+            SIPResponseBuilder.finishHeaders(&out, bodyCount: body.count, wroteLength: wroteLength)
         }
         out.append(contentsOf: body)
         return out
