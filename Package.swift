@@ -25,7 +25,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -94,7 +93,6 @@ let package = Package(
             dependencies: [
                 "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport", "SIPTransaction",
                 .product(name: "HeapModule", package: "swift-collections"),
-                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPath
