@@ -76,6 +76,16 @@ extension WorkerContext {
             logUsageError(L, "tm: t_relay: the request cannot be forwarded (bad Max-Forwards or Via)")
             return -1
         }
+        // ksr_onsend_route sees the request about to go out ($ru, headers of the forwarded
+        // message); as in Kamailio's KEMI, what it does cannot stop the send.
+        if lua.hasGlobalFunction("ksr_onsend_route") {
+            let saved = message
+            message = MessageState(sip: fr.message, inbound: inbound)
+            if case .failed(let e) = LuaState.protectedCall(on: L, "ksr_onsend_route") {
+                logger.error("error from Lua in ksr_onsend_route: \(e.traceback ?? e.message)", metadata: ["ksr.module": "tm"])
+            }
+            message = saved
+        }
         if message.sip.method == .ack {
             if proto == .udp { transport.send(fr.bytes, to: destination, via: listener) } else { transport.send(fr.bytes, to: destination, proto: .tcp) }
             return 1

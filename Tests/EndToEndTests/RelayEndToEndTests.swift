@@ -103,6 +103,9 @@ struct RelayToPeerTests {
               KSR.hdr.append("X-Branch: " .. KSR.pv.get("$ci") .. "\\r\\n")
               KSR.x.exit()
             end
+            function ksr_onsend_route()
+              KSR.info("ONSEND " .. KSR.pv.get("$rm") .. " mf=" .. KSR.hdr.get("Max-Forwards") .. "\\n")
+            end
             function on_reply() KSR.info("ONREPLY " .. KSR.pv.get("$rs") .. " " .. KSR.pv.get("$ci") .. "\\n") end
             """
         let host = try KSR.Running(["run", dir.write("r.lua", script)])
@@ -128,6 +131,7 @@ struct RelayToPeerTests {
         #expect(back.hasPrefix("SIP/2.0 200 OK\r\n"))
         #expect(!back.contains("127.0.0.1:\(port);branch"))
         #expect(host.waitForStderr { $0.contains("ONREPLY 200 m-1") })
+        #expect(host.stderr.contains("ONSEND MESSAGE mf=9"))
 
         // INVITE, 180 from the next hop, then CANCEL from the caller.
         caller.send("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-i-1\r\n"
