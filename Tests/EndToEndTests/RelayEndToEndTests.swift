@@ -19,7 +19,7 @@ struct RelayEndToEndTests {
           local u = KSR.pv.get("$rU")
           if u == "dead" then
             KSR.pv.sets("$du", "sip:127.0.0.1:\(dead)")
-            KSR.tm.t_on_failure("on_failure")
+            if not KSR.is_INVITE() then KSR.tm.t_on_failure("on_failure") end
           elseif KSR.is_INVITE() or u == "service" then
             KSR.pv.sets("$du", "sip:127.0.0.1:\(uas)")
           end
@@ -57,6 +57,13 @@ struct RelayEndToEndTests {
         #expect(rc == 0, "\(out)")
         #expect(host.stderr.contains("REPLY 200"))
         callee.waitUntilExit()
+
+        // An INVITE to a next hop that never answers (no failure route for "deadinvite"): sipp
+        // gets the 408 after fr_inv_timer and ACKs it.
+        let scenario = KSR.packageRoot.appendingPathComponent("Tests/EndToEndTests/sipp/invite-408.xml").path
+        let (rc408, out408) = try SIPEndToEndTests.sipp(["127.0.0.1:\(port)", "-sf", scenario, "-m", "2", "-r", "2",
+                                                        "-p", String(freePort())])
+        #expect(rc408 == 0, "\(out408)")
 
         // A next hop that never answers: the failure route runs with 408 and answers 503.
         let peer = try UDPPeer()
