@@ -7,6 +7,9 @@
   analyze.py cpu PID        print the CPU time (utime + stime, seconds) summed over PID's tree
   analyze.py sipp CSV NAME CALLS   print "BENCH NAME_* value" lines from a sipp -trace_stat file;
                             exit status 0 when fewer than 0.1% of CALLS did not succeed
+  analyze.py probe PORT RATE SECONDS MS   send RATE OPTIONS/s for SECONDS to 127.0.0.1:PORT (UDP,
+                            no retransmission) and print "BENCH late_* / async_late_*" lines: the
+                            response times minus MS (the lateness), in ms
 
 Hosts: "kamailio" and "ksr". The workloads log lines containing "BENCH <name> <value>".
 """
@@ -106,6 +109,70 @@ def sipp(csv_path, name, calls):
     return 0 if (calls - ok) * 1000 < calls else 1
 
 
+def probe(port, rate, seconds, ms):
+    """A small SIP client for the lateness runs (sipp's response times are whole milliseconds,
+    in steps of its clock tick): OPTIONS at a fixed rate over one UDP socket, each with its own
+    Call-ID and branch, never retransmitted; a reply is matched by its Call-ID and timed with
+    time.perf_counter() when it is read. Calls unanswered 1 s after the last send fail."""
+    import select
+    import socket
+    import time
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind(("127.0.0.1", 0))
+    lport = sock.getsockname()[1]
+    dest = ("127.0.0.1", port)
+    n = int(rate * seconds)
+    sent, times = {}, []
+    tag = f"{os.getpid()}x{int(time.time())}"
+
+    def request(i):
+        return (f"OPTIONS sip:bench@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{tag}-{i}\r\n"
+                f"From: probe <sip:probe@127.0.0.1:{lport}>;tag={i}\r\n"
+                f"To: <sip:bench@127.0.0.1:{port}>\r\n"
+                f"Call-ID: {tag}-{i}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                f"User-Agent: bench-probe\r\nContent-Length: 0\r\n\r\n").encode()
+
+    def read_replies(timeout):
+        r, _, _ = select.select([sock], [], [], max(0.0, timeout))
+        while r:
+            try:
+                data = sock.recv(65535, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            now = time.perf_counter()
+            m = re.search(rb"\r\nCall-ID: *" + tag.encode() + rb"-(\d+)\r\n", data, re.I)
+            if m and data.startswith(b"SIP/2.0 200 ") and int(m.group(1)) in sent:
+                times.append(now - sent.pop(int(m.group(1))))
+
+    start = time.perf_counter()
+    for i in range(n):
+        due = start + i / rate
+        while True:
+            now = time.perf_counter()
+            if now >= due:
+                break
+            read_replies(due - now)
+        sent[i] = time.perf_counter()
+        sock.sendto(request(i), dest)
+        read_replies(0)
+    end = time.perf_counter() + 1.0
+    while sent and time.perf_counter() < end:
+        read_replies(end - time.perf_counter())
+    late = sorted(t * 1e3 - ms for t in times)
+    print(f"BENCH late_calls {n}")
+    print(f"BENCH late_ok {len(late)}")
+    print(f"BENCH late_seconds {time.perf_counter() - start - 1.0:.3f}")
+    print(f"BENCH async_late_n {len(late)}")
+    if late:
+        print(f"BENCH async_late_min {late[0]:.3f}")
+        print(f"BENCH async_late_p50 {percentile(late, 50):.3f}")
+        print(f"BENCH async_late_p99 {percentile(late, 99):.3f}")
+        print(f"BENCH async_late_max {late[-1]:.3f}")
+    return 0
+
+
 # ---------------------------------------------------------------- statistics
 
 def percentile(sorted_values, p):
@@ -202,6 +269,8 @@ def table(outdir):
     def get(host, workload):
         if host not in hosts_run or workload not in workloads_run:
             return None
+        if (host, workload) == ("kamailio", "async-sleep"):  # not run: no KSR.async.ms_sleep
+            return None
         r = parse_log(os.path.join(outdir, f"{host}.{workload}.log"))
         if r is None:
             notes.append(f"{host}: no log for workload {workload}")
@@ -212,7 +281,8 @@ def table(outdir):
         return values, ticks
 
     data = {h: {w: get(h, w) for w in ("pv", "mqueue", "rtimer10ms", "rtimer100ms", "idle",
-                                       "sip-udp", "sip-udp-max", "sip-tcp")} for h in HOSTS}
+                                       "sip-udp", "sip-udp-max", "sip-tcp", "async-task", "async-ms",
+                                       "async-sleep")} for h in HOSTS}
 
     def value(host, workload, name):
         d = data[host][workload]
@@ -276,11 +346,14 @@ def table(outdir):
         rows.append((f"SIP OPTIONS → sl_send_reply(200), {what}, {sip_rate:,}/s × {sip_s} s (sipp): "
                      f"server CPU per request, µs ↓", 1, vals))
 
-    if "sip-udp-max" in workloads_run:
-        steps = meta.get("sip_steps", "").split()
+    def max_rows(workload, steps_key, seconds_key, what):
+        """The rows of a step ramp (bench/run's sip_max): the last step passed, the rate sipp achieved."""
+        if workload not in workloads_run:
+            return
+        steps = meta.get(steps_key, "").split()
         best, achieved = {}, {}
         for h in HOSTS:
-            d = data[h]["sip-udp-max"]
+            d = data[h][workload]
             v = d[0] if d else {}
             r = v.get("sip_max_rate")
             best[h] = r
@@ -290,22 +363,55 @@ def table(outdir):
                 if sent and secs:
                     achieved[h] = sent / secs
                     if achieved[h] < 0.9 * r:
-                        notes.append(f"{h} sip-udp-max: at the {r:,.0f}/s step sipp sent only "
+                        notes.append(f"{h} {workload}: at the {r:,.0f}/s step sipp sent only "
                                      f"{achieved[h]:,.0f} calls/s: sipp-bound")
             if d is None or r is None:
                 continue
             stop = v.get("sip_max_stop")
             if stop:
                 f_calls, f_ok = v.get(f"step{stop:.0f}_calls", 0), v.get(f"step{stop:.0f}_ok", 0)
-                notes.append(f"{h} sip-udp-max: the {stop:,.0f}/s step failed twice "
+                notes.append(f"{h} {workload}: the {stop:,.0f}/s step failed twice "
                              f"(last try: {f_calls - f_ok:,.0f} of {f_calls:,.0f} calls without their 200)")
             elif steps and r == float(steps[-1]):
-                notes.append(f"{h} sip-udp-max: every step passed, the limit is above {r:,.0f}/s")
-        step_s = meta.get("sip_step_seconds", "?")
-        rows.append((f"SIP OPTIONS, UDP: highest sipp rate with < 0.1 % failed calls "
-                     f"(steps {'/'.join(f'{int(x) // 1000}k' for x in steps)} × {step_s} s), calls/s ↑",
+                notes.append(f"{h} {workload}: every step passed, the limit is above {r:,.0f}/s")
+        step_s = meta.get(seconds_key, "?")
+        rows.append((f"{what}: highest sipp rate with < 0.1 % failed calls "
+                     f"(steps {'/'.join(f'{int(x) / 1000:g}k' for x in steps)} × {step_s} s), calls/s ↑",
                      0, best))
-        rows.append(("SIP OPTIONS, UDP: … rate sipp achieved in that step, calls/s ↑", 0, achieved))
+        rows.append((f"{what}: … rate sipp achieved in that step, calls/s ↑", 0, achieved))
+
+    max_rows("sip-udp-max", "sip_steps", "sip_step_seconds", "SIP OPTIONS, UDP")
+    max_rows("async-task", "async_steps", "async_step_seconds",
+             "SIP OPTIONS → async.task_route → t_reply(200), UDP")
+
+    a_rate, a_s = int(meta.get("async_rate", "0")), meta.get("async_seconds", "?")
+    for workload, what in (("async-ms", "async.ms_route(cb, 50) → t_reply(200)"),
+                           ("async-sleep", "KSR.async.ms_sleep(50) → sl_send_reply(200) (ksr only)")):
+        if workload not in workloads_run:
+            continue
+        for key, stat in (("p50", "p50"), ("p99", "p99"), ("max", "max")):
+            vals = {}
+            for h in HOSTS:
+                if workload == "async-sleep" and h == "kamailio":
+                    vals[h] = "not available"
+                    continue
+                vals[h] = value(h, workload, f"async_late_{key}")
+            rows.append((f"SIP OPTIONS → {what}, UDP, {a_rate:,}/s × {a_s} s: "
+                         f"lateness (response time − 50 ms) {stat}, ms ↓", 3, vals))
+        for h in HOSTS:
+            d = data[h][workload]
+            if d is None:
+                continue
+            v = d[0]
+            calls, ok, n = v.get("late_calls"), v.get("late_ok"), v.get("async_late_n")
+            if calls and (ok is None or (calls - ok) * 1000 >= calls):
+                notes.append(f"{h} {workload}: only {ok or 0:,.0f} of {calls:,.0f} calls of the lateness run "
+                             f"got their 200 (the lateness rows count the successful ones)")
+            if n is not None and n == 0:
+                notes.append(f"{h} {workload}: sipp logged no response times")
+        if workload == "async-ms":
+            max_rows("async-ms", "async_steps", "async_step_seconds",
+                     "SIP OPTIONS → async.ms_route(cb, 50) → t_reply(200), UDP")
 
     # sanity checks of the workloads' own results
     for h in HOSTS:
@@ -323,9 +429,13 @@ def table(outdir):
         k, s = vals["kamailio"], vals["ksr"]
         if "kamailio" not in hosts_run:
             kt = "not run"
+        elif isinstance(k, str):
+            kt, k = k, None
         else:
             kt = fmt(k, digits)
         ratio = "–"
+        if isinstance(s, str):
+            s = None
         if k is not None and s is not None and k > 0 and s > 0 and not label.endswith(NO_RATIO):
             ratio = f"{s / k:.2f}"
         print(f"| {label} | {kt} | {fmt(s, digits)} | {ratio} |")
@@ -334,6 +444,10 @@ def table(outdir):
     print(f"nproc: {meta.get('nproc', '?')}  |  CPU: {meta.get('cpu', '?')}")
     sipp_txt = f"  |  sipp: {meta['sipp_version']}" if meta.get("sipp_version") else ""
     print(f"Kamailio: {meta.get('kamailio_version', 'not installed')}  |  ksr: {meta.get('ksr_version', '?')}{sipp_txt}")
+    if any(w.startswith("async-") for w in workloads_run) and "kamailio" in hosts_run:
+        shm = meta.get("kamailio_async_shm_mb", "0")
+        print(f"Kamailio shared memory in the async rows: {shm + ' MB (-m)' if shm != '0' else 'default (64 MB)'}; "
+              f"64 MB elsewhere")
     print(f"Load average before / after: {meta.get('load_before', '?')} / {meta.get('load_after', '?')}")
     print(f"Command: {meta.get('command', '?')}  |  logs: {outdir}")
     if notes:
@@ -355,6 +469,8 @@ def main(argv):
         cpu(int(argv[2]))
     elif len(argv) == 5 and argv[1] == "sipp":
         return sipp(argv[2], argv[3], int(argv[4]))
+    elif len(argv) == 6 and argv[1] == "probe":
+        return probe(int(argv[2]), float(argv[3]), float(argv[4]), float(argv[5]))
     else:
         sys.stderr.write(__doc__)
         return 2
