@@ -183,13 +183,16 @@ extension ScriptHost {
             return (w, s.store, s.runtime, c)
         }
         for c in servers { c.stop() }
-        if let t = runtime.sip.transport {
-            t.stop()
-            runtime.sip.set(nil)
-            runtime.tm.stop()
-        }
+        // No new input first; then the workers finish what they are running (replies they
+        // send now fail quietly); the transaction layer goes last, so no callback finds it gone.
+        let transport = runtime.sip.transport
+        transport?.stop()
         for w in workers { w.stop() }
         for w in workers { w.join() }
+        if transport != nil {
+            runtime.tm.stop()
+            runtime.sip.set(nil)
+        }
         guard let url = runtime.setup.dbURL else { return }
         let toSave = runtime.queueList.filter { $0.definition.dbMode.savesAtShutdown }
         guard !toSave.isEmpty else { return }
@@ -318,6 +321,10 @@ final class SIPDispatcher: Sendable {
     let workers: [Worker]
     let next = Atomic<Int>(0)
 
+    /// Messages a receiver may have waiting before new ones are dropped.
+    static let queueLimit = 2048
+    let dropped = Atomic<Int>(0)
+
     init(_ workers: [Worker]) { self.workers = workers }
 
     /// Runs a job on one receiver worker (round robin).
@@ -334,6 +341,10 @@ final class SIPDispatcher: Sendable {
         } else {
             i = (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % n
         }
-        workers[i % n].post { body in (body as? ScriptWorker)?.handleSIP(inbound) }
+        // A receiver that is this far behind would answer after the client gave up: drop the
+        // message (the client retransmits), as a full socket buffer does in Kamailio.
+        if !workers[i % n].post({ body in (body as? ScriptWorker)?.handleSIP(inbound) }, limit: Self.queueLimit) {
+            dropped.add(1, ordering: .relaxed)
+        }
     }
 }

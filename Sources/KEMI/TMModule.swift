@@ -92,11 +92,21 @@ public final class TMCore: Sendable {
             }
         }
         // A new or changed transaction may have an earlier deadline: let the timer worker look.
-        worker?.post { _ in }
+        if worker != nil { poke() }
     }
 
-    /// Wakes the timer worker after an operation that may have moved a deadline earlier.
-    func poke() { state.withLock { $0.timerWorker }?.post { _ in } }
+    /// The deadline the timer worker is waiting for (UInt64.max: none).
+    let sleepingUntil = Atomic<UInt64>(UInt64.max)
+
+    /// Wakes the timer worker, but only when an operation moved the next deadline earlier
+    /// than the one it waits for (waking it for every transaction costs a context switch).
+    func poke() {
+        let (table, worker) = state.withLock { ($0.table, $0.timerWorker) }
+        guard let table, let worker, let next = table.nextDeadline(),
+              next < sleepingUntil.load(ordering: .acquiring) else { return }
+        sleepingUntil.store(next, ordering: .releasing)
+        worker.post { _ in }
+    }
 }
 
 /// The tm timer worker: fires the table's due timers.
@@ -108,7 +118,11 @@ final class TMTimerBody: WorkerBody {
         self.table = table
         _ = ksr_set_timer_slack_ns(1000)
     }
-    func nextDeadline() -> UInt64? { table.nextDeadline() }
+    func nextDeadline() -> UInt64? {
+        let next = table.nextDeadline()
+        core.sleepingUntil.store(next ?? UInt64.max, ordering: .releasing)
+        return next
+    }
     func fireDue(now: UInt64) { core.perform(table.fire(now: now)) }
     func shutdown() {}
 }

@@ -91,6 +91,19 @@ public final class Worker: @unchecked Sendable {
         pthread_mutex_unlock(&mutex)
     }
 
+    /// Posts a job unless `limit` jobs are already waiting (load shedding); false if dropped.
+    public func post(_ job: @escaping WorkerJob, limit: Int) -> Bool {
+        pthread_mutex_lock(&mutex)
+        guard jobs.count < limit else {
+            pthread_mutex_unlock(&mutex)
+            return false
+        }
+        jobs.append(job)
+        pthread_cond_signal(&cond)
+        pthread_mutex_unlock(&mutex)
+        return true
+    }
+
     /// Asks the loop to end after the current event.
     public func stop() {
         pthread_mutex_lock(&mutex)
