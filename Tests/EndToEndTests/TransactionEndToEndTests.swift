@@ -104,6 +104,13 @@ struct TransactionEndToEndTests {
             if user == "ms" { #expect(elapsed >= 0.19 && elapsed < 2, "ms_route took \(elapsed)") }
             if user == "route" { #expect(elapsed >= 0.9 && elapsed < 3, "route took \(elapsed)") }
         }
+        // The same through sipp: task_route, ms_route and route, 10 calls each, all answered 200.
+        for user in ["task", "ms", "route"] {
+            let (rc, out) = try SIPEndToEndTests.sipp(["127.0.0.1:\(port)", "-sf", SIPEndToEndTests.optionsScenario,
+                                                      "-s", user, "-m", "10", "-r", "20", "-p", String(freePort())])
+            #expect(rc == 0, "sipp \(user): \(out)")
+        }
+
         // A suspension longer than fr_timer: 408, and the late continuation does not run.
         peer.send(Self.request("timeout", peer), to: port)
         let started = Date()
@@ -119,7 +126,7 @@ struct TransactionEndToEndTests {
         #expect(r["t_reply_without_tran"] == "-1|number")
         #expect(r["task_ret"] == "0|number")
         #expect(r["task_nargs"] == "0|number")
-        #expect(r["task_ru"] == "sip:task@127.0.0.1|string")
+        #expect(r["task_ru"]?.hasPrefix("sip:task@127.0.0.1") == true)
         #expect(r["badgroup_ret"] == "-1|number")
         #expect(host.stderr.contains("NOTHING RAN"))
         #expect(host.stderr.lines(containing: "RESULT newtran_ret").count == 1)  // the retransmission did not run the script
