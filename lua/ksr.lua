@@ -313,6 +313,18 @@ function KSR.hdr.is_present(name) end
 ---@return integer
 function KSR.hdr.remove(name) end
 
+--- Removes the headers with that name, then appends header lines, when relayed: 1, or -1.
+---@param name string
+---@param text string
+---@return integer
+function KSR.hdr.rmappend(name, text) end
+
+--- Removes the headers with that name, then inserts header lines first, when relayed: 1, or -1.
+---@param name string
+---@param text string
+---@return integer
+function KSR.hdr.rminsert(name, text) end
+
 --- The message body.
 ---@return string|integer|nil
 function KSR.kx.get_body() end

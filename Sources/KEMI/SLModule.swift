@@ -152,6 +152,20 @@ struct HdrModule: KEMIModule {
                 ctx.message.lumps.append(.remove(name))
                 return .int(1)
             },
+            KEMIExport("hdr", "rmappend", [("name", .str), ("text", .str)], returns: .int,
+                       doc: "Removes the headers with that name, then appends header lines, when relayed: 1, or -1.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty, let text = args.string(2), !HeaderLump.lines(text).isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.remove(name))
+                ctx.message.lumps.append(.append(text))
+                return .int(1)
+            },
+            KEMIExport("hdr", "rminsert", [("name", .str), ("text", .str)], returns: .int,
+                       doc: "Removes the headers with that name, then inserts header lines first, when relayed: 1, or -1.") { ctx, args in
+                guard let name = args.string(1), !name.isEmpty, let text = args.string(2), !HeaderLump.lines(text).isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.remove(name))
+                ctx.message.lumps.append(.insert(text))
+                return .int(1)
+            },
             KEMIExport("hdr", "append_to_reply", [("text", .str)], returns: .int,
                        doc: "Adds header lines (\"Name: value\\r\\n\") to the replies sent for this message: 1, or -1.") { ctx, args in
                 guard var text = args.string(1), !text.isEmpty else { return .int(-1) }

@@ -99,6 +99,7 @@ struct RelayToPeerTests {
               if KSR.is_MESSAGE() then
                 KSR.hdr.append("X-Added: yes\\r\\n")
                 KSR.hdr.remove("User-Agent")
+                KSR.hdr.rminsert("X-Old", "X-New: first\\r\\n")
                 KSR.tm.t_on_reply("on_reply")
                 KSR.tm.t_on_branch("on_branch")
                 KSR.info("UA still visible: " .. tostring(KSR.hdr.get("User-Agent")) .. "\\n")
@@ -121,13 +122,16 @@ struct RelayToPeerTests {
 
         caller.send("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1\r\n"
                     + "From: <sip:a@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: m-1\r\nCSeq: 1 MESSAGE\r\n"
-                    + "Max-Forwards: 10\r\nUser-Agent: caller\r\nContent-Length: 0\r\n\r\n", to: port)
+                    + "Max-Forwards: 10\r\nUser-Agent: caller\r\nX-Old: gone\r\nContent-Length: 0\r\n\r\n", to: port)
         let forwarded = try #require(next.receive())
         #expect(forwarded.hasPrefix("MESSAGE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(port);branch=z9hG4bK"))
         #expect(forwarded.contains("Via: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1"))
         #expect(forwarded.contains("Max-Forwards: 9\r\n"))
         #expect(forwarded.contains("X-Added: yes\r\n"))
         #expect(forwarded.contains("X-Branch: m-1\r\n"))
+        #expect(!forwarded.contains("X-Old"))
+        // Inserted before the request's first header (our new Via then goes on top).
+        #expect(forwarded.contains("X-New: first\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1"))
         #expect(!forwarded.contains("User-Agent"))
         #expect(host.waitForStderr { $0.contains("UA still visible: caller") })
         // The next hop answers; the reply reaches the caller with our Via removed.
