@@ -186,6 +186,10 @@ struct AsyncModule: KEMIModule {
             return .int(-1)
         }
         ctx.runtime.tm.poke()
+        // As Kamailio's tm (auto-100), a suspended INVITE is answered 100 at once.
+        if ctx.message.sip.method == .invite {
+            _ = ctx.transactionReply(100, "trying -- your call is important to us", L)
+        }
         var message = ctx.message
         message.finishWith500 = true
         let continuation = Continuation(transaction: id, callback: callback, message: message)

@@ -232,6 +232,14 @@ final class ScriptWorker: WorkerBody {
                     account(route) { lua.callGlobal(route) }
                     return !(ctx.dropRequested && (response.statusCode ?? 0) < 200)
                 }
+                // ksr_onsend_route also sees the replies relayed upstream (it cannot stop them).
+                if lua.hasGlobalFunction("ksr_onsend_route") {
+                    for case .response(_, _?, let response, _, _) in actions {
+                        guard let code = response.statusCode, code > 100, code < 300 else { continue }
+                        ctx.message = MessageState(sip: response, inbound: inbound)
+                        account("ksr_onsend_route") { lua.callGlobal("ksr_onsend_route") }
+                    }
+                }
                 ctx.runtime.tm.perform(actions)
             case .notFound:
                 logger.debug("reply \(sip.statusCode ?? 0) matches no transaction: dropped", metadata: ["ksr.module": "tm"])

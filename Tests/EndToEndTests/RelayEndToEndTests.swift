@@ -112,7 +112,11 @@ struct RelayToPeerTests {
               KSR.x.exit()
             end
             function ksr_onsend_route()
-              KSR.info("ONSEND " .. KSR.pv.get("$rm") .. " mf=" .. KSR.hdr.get("Max-Forwards") .. "\\n")
+              if KSR.pv.get("$rs") then
+                KSR.info("ONSEND reply " .. KSR.pv.get("$rs") .. "\\n")
+              else
+                KSR.info("ONSEND " .. KSR.pv.get("$rm") .. " mf=" .. KSR.hdr.get("Max-Forwards") .. "\\n")
+              end
             end
             function on_reply() KSR.info("ONREPLY " .. KSR.pv.get("$rs") .. " " .. KSR.pv.get("$ci") .. "\\n") end
             """
@@ -143,6 +147,8 @@ struct RelayToPeerTests {
         #expect(!back.contains("127.0.0.1:\(port);branch"))
         #expect(host.waitForStderr { $0.contains("ONREPLY 200 m-1") })
         #expect(host.stderr.contains("ONSEND MESSAGE mf=9"))
+        #expect(host.stderr.contains("ONSEND reply 200"))
+        #expect(!host.stderr.contains("error from Lua"))
 
         // INVITE, 180 from the next hop, then CANCEL from the caller.
         caller.send("INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-i-1\r\n"

@@ -104,6 +104,11 @@ struct TransactionEndToEndTests {
             if user == "ms" { #expect(elapsed >= 0.19 && elapsed < 2, "ms_route took \(elapsed)") }
             if user == "route" { #expect(elapsed >= 0.9 && elapsed < 3, "route took \(elapsed)") }
         }
+        // A suspended INVITE is answered 100 at once, as by Kamailio's tm.
+        peer.send(Self.request("task", peer).replacingOccurrences(of: "MESSAGE", with: "INVITE"), to: port)
+        #expect(Self.status(peer.receive()) == "SIP/2.0 100 trying -- your call is important to us")
+        #expect(Self.status(peer.receive()) == "SIP/2.0 200 Task on default")
+
         // The same through sipp: task_route, ms_route and route, 10 calls each, all answered 200.
         for user in ["task", "ms", "route"] {
             let (rc, out) = try SIPEndToEndTests.sipp(["127.0.0.1:\(port)", "-sf", SIPEndToEndTests.optionsScenario,
