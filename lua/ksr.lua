@@ -260,6 +260,12 @@ function KSR.async.task_route(callback) end
 ---@return integer
 function KSR.hdr.append(text) end
 
+--- Adds header lines after the first header called name (at the end if none) when relayed: 1, or -1.
+---@param text string
+---@param name string
+---@return integer
+function KSR.hdr.append_after(text, name) end
+
 --- Adds header lines ("Name: value\r\n") to the replies sent for this message: 1, or -1.
 ---@param text string
 ---@return integer
@@ -302,6 +308,12 @@ function KSR.hdr.getw_idx(name, index) end
 ---@param text string
 ---@return integer
 function KSR.hdr.insert(text) end
+
+--- Adds header lines before the first header called name (at the start if none) when relayed: 1, or -1.
+---@param text string
+---@param name string
+---@return integer
+function KSR.hdr.insert_before(text, name) end
 
 --- 1 if a header with that name is present, -1 if not.
 ---@param name string

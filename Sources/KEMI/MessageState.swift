@@ -95,6 +95,10 @@ public enum HeaderLump: Sendable {
     case insert(String)
     /// Every header with this name (compact forms match) removed.
     case remove(String)
+    /// Raw header lines added after the first header called `name` (at the end if none).
+    case appendAfter(String, String)
+    /// Raw header lines added before the first header called `name` (at the start if none).
+    case insertBefore(String, String)
 
     /// The message with `lumps` applied, or the message itself when there are none.
     static func apply(_ lumps: [HeaderLump], to sip: SIPMessage) -> SIPMessage {
@@ -108,6 +112,10 @@ public enum HeaderLump: Sendable {
                 for (name, value) in lines(text).reversed() { editor.prependHeader(name, value) }
             case .remove(let name):
                 _ = editor.removeHeaders(named: name)
+            case .appendAfter(let text, let anchor):
+                for (name, value) in lines(text).reversed() { editor.insertHeader(name, value, after: anchor) }
+            case .insertBefore(let text, let anchor):
+                for (name, value) in lines(text) { editor.insertHeader(name, value, before: anchor) }
             }
         }
         return (try? SIPMessage(editor.serialize())) ?? sip

@@ -152,6 +152,18 @@ struct HdrModule: KEMIModule {
                 ctx.message.lumps.append(.remove(name))
                 return .int(1)
             },
+            KEMIExport("hdr", "append_after", [("text", .str), ("name", .str)], returns: .int,
+                       doc: "Adds header lines after the first header called name (at the end if none) when relayed: 1, or -1.") { ctx, args in
+                guard let text = args.string(1), !HeaderLump.lines(text).isEmpty, let name = args.string(2), !name.isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.appendAfter(text, name))
+                return .int(1)
+            },
+            KEMIExport("hdr", "insert_before", [("text", .str), ("name", .str)], returns: .int,
+                       doc: "Adds header lines before the first header called name (at the start if none) when relayed: 1, or -1.") { ctx, args in
+                guard let text = args.string(1), !HeaderLump.lines(text).isEmpty, let name = args.string(2), !name.isEmpty else { return .int(-1) }
+                ctx.message.lumps.append(.insertBefore(text, name))
+                return .int(1)
+            },
             KEMIExport("hdr", "rmappend", [("name", .str), ("text", .str)], returns: .int,
                        doc: "Removes the headers with that name, then appends header lines, when relayed: 1, or -1.") { ctx, args in
                 guard let name = args.string(1), !name.isEmpty, let text = args.string(2), !HeaderLump.lines(text).isEmpty else { return .int(-1) }

@@ -36,6 +36,20 @@ public struct SIPMessageEditor: Sendable {
         lines.append(.added(SIPHeader(name, value)))
     }
 
+    /// Inserts a line right after the first line called `name`, or after all others when
+    /// there is none (Kamailio's `append_hf` with a header name).
+    public mutating func insertHeader(_ name: String, _ value: String, after anchor: String) {
+        guard let i = lines.firstIndex(where: { lineMatches($0, anchor) }) else { return appendHeader(name, value) }
+        lines.insert(.added(SIPHeader(name, value)), at: i + 1)
+    }
+
+    /// Inserts a line right before the first line called `name`, or before all others when
+    /// there is none (Kamailio's `insert_hf` with a header name).
+    public mutating func insertHeader(_ name: String, _ value: String, before anchor: String) {
+        guard let i = lines.firstIndex(where: { lineMatches($0, anchor) }) else { return prependHeader(name, value) }
+        lines.insert(.added(SIPHeader(name, value)), at: i)
+    }
+
     /// Removes every line called `name` (full or compact form, any case). Returns how many.
     @discardableResult
     public mutating func removeHeaders(named name: String) -> Int {

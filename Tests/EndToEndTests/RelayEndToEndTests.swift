@@ -100,6 +100,8 @@ struct RelayToPeerTests {
                 KSR.hdr.append("X-Added: yes\\r\\n")
                 KSR.hdr.remove("User-Agent")
                 KSR.hdr.rminsert("X-Old", "X-New: first\\r\\n")
+                KSR.hdr.append_after("X-After-From: 1\\r\\n", "From")
+                KSR.hdr.insert_before("X-Before-CSeq: 2\\r\\n", "cseq")
                 KSR.tm.t_on_reply("on_reply")
                 KSR.tm.t_on_branch("on_branch")
                 KSR.info("UA still visible: " .. tostring(KSR.hdr.get("User-Agent")) .. "\\n")
@@ -134,6 +136,8 @@ struct RelayToPeerTests {
         #expect(forwarded.contains("X-Added: yes\r\n"))
         #expect(forwarded.contains("X-Branch: m-1\r\n"))
         #expect(!forwarded.contains("X-Old"))
+        #expect(forwarded.contains("From: <sip:a@127.0.0.1>;tag=a1\r\nX-After-From: 1\r\n"))
+        #expect(forwarded.contains("X-Before-CSeq: 2\r\nCSeq: 1 MESSAGE\r\n"))
         // Inserted before the request's first header (our new Via then goes on top).
         #expect(forwarded.contains("X-New: first\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-m-1"))
         #expect(!forwarded.contains("User-Agent"))
