@@ -1,7 +1,6 @@
 import Control
 import KSRBase
 import KSRCore
-import CLua
 import SIPTransport
 import LuaBridge
 
@@ -242,14 +241,6 @@ enum Config {
     }
 }
 
-extension WorkerContext {
-    /// The script file and line of the Lua code calling the current KSR function.
-    func sourceLocation(_ L: OpaquePointer) -> SourceLocation {
-        var buf = [CChar](repeating: 0, count: 256)
-        let line = ksr_lua_where_buf(L, 1, &buf, 256)
-        return SourceLocation(file: buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, line: Int(line))
-    }
-}
 
 // MARK: - RPC
 

@@ -329,18 +329,16 @@ final class SIPDispatcher: Sendable {
 
     /// Runs a job on one receiver worker (round robin).
     func post(_ job: @escaping @Sendable (ScriptWorker) -> Void) {
-        let i = (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % workers.count
-        workers[i].post { body in (body as? ScriptWorker).map(job) }
+        workers[nextIndex()].post { body in (body as? ScriptWorker).map(job) }
+    }
+
+    private func nextIndex() -> Int {
+        (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % workers.count
     }
 
     func dispatch(_ inbound: SIPInbound) {
         let n = workers.count
-        let i: Int
-        if let c = inbound.connection {
-            i = Int(c.id % UInt64(n))
-        } else {
-            i = (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % n
-        }
+        let i = inbound.connection.map { Int($0.id % UInt64(n)) } ?? nextIndex()
         // A receiver that is this far behind would answer after the client gave up: drop the
         // message (the client retransmits), as a full socket buffer does in Kamailio.
         if !workers[i % n].post({ body in (body as? ScriptWorker)?.handleSIP(inbound) }, limit: Self.queueLimit) {

@@ -332,7 +332,7 @@ final class ScriptWorker: WorkerBody {
     /// transaction is answered 500, as Kamailio's tm does.
     private func account(_ function: String, _ body: () -> LuaState.CallOutcome) {
         defer { takeScheduled() }
-        if run(function, body) && ctx.message.finishWith500 && !ctx.transactionAnswered {
+        if runCallback(function, body) && ctx.message.finishWith500 && !ctx.transactionAnswered {
             ctx.message.finishWith500 = false
             if let id = ctx.message.transaction, let table = ctx.runtime.tm.table, let inbound = ctx.message.inbound {
                 let bytes = SIPResponseBuilder.reply(
@@ -345,7 +345,7 @@ final class ScriptWorker: WorkerBody {
     }
 
     /// Runs the callback; true when it ended (returned, failed or was missing).
-    private func run(_ function: String, _ body: () -> LuaState.CallOutcome) -> Bool {
+    private func runCallback(_ function: String, _ body: () -> LuaState.CallOutcome) -> Bool {
         let m = metrics(function)
         let started = SystemClock().nowNanos()
         let outcome = body()

@@ -88,11 +88,17 @@ public final class WorkerContext {
 
     /// Where the running Lua code is: `app.lua:12` (the caller of the current KSR function).
     func scriptLocation(_ L: OpaquePointer) -> String? {
+        let loc = sourceLocation(L)
+        guard loc.line >= 0 else { return nil }
+        return "\(loc.file.split(separator: "/").last.map(String.init) ?? loc.file):\(loc.line)"
+    }
+
+    /// The script file (full path) and line of the Lua code calling the current KSR function;
+    /// line -1 when it is not known.
+    func sourceLocation(_ L: OpaquePointer) -> SourceLocation {
         var buf = [CChar](repeating: 0, count: 256)
         let line = ksr_lua_where_buf(L, 1, &buf, 256)
-        guard line >= 0 else { return nil }
-        let file = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        return "\(file.split(separator: "/").last.map(String.init) ?? file):\(line)"
+        return SourceLocation(file: buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }, line: Int(line))
     }
 
     /// Logs an error about the use of a KSR function, with the script location.

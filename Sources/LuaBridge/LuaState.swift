@@ -89,7 +89,10 @@ public final class LuaState {
 
     /// Pushes the global table's raw field `name` (no metamethods) and returns its type.
     @discardableResult
-    public func pushRawGlobal(_ name: String) -> Int32 {
+    public func pushRawGlobal(_ name: String) -> Int32 { Self.pushRawGlobal(on: L, name) }
+
+    /// Pushes global `name` onto thread `L`, read raw (no metamethods); returns its type.
+    static func pushRawGlobal(on L: OpaquePointer, _ name: String) -> Int32 {
         lua_rawgeti(L, KSR_LUA_REGISTRYINDEX, lua_Integer(KSR_LUA_RIDX_GLOBALS))
         lua_pushstring(L, name)
         let t = lua_rawget(L, -2)
@@ -167,12 +170,7 @@ public final class LuaState {
         let co = takeThread()
         defer { lua_settop(L, base) }
         // Push the function onto the coroutine's stack.
-        lua_rawgeti(co.pointer, KSR_LUA_REGISTRYINDEX, lua_Integer(KSR_LUA_RIDX_GLOBALS))
-        lua_pushstring(co.pointer, name)
-        let t = lua_rawget(co.pointer, -2)
-        lua_rotate(co.pointer, -2, 1)
-        ksr_lua_pop(co.pointer, 1)
-        guard t == LUA_TFUNCTION else {
+        guard Self.pushRawGlobal(on: co.pointer, name) == LUA_TFUNCTION else {
             lua_settop(co.pointer, 0)
             giveBack(co)
             return .missing
@@ -204,12 +202,7 @@ public final class LuaState {
         let base = lua_gettop(L)
         defer { lua_settop(L, base) }
         ksr_lua_push_traceback_handler(L)
-        lua_rawgeti(L, KSR_LUA_REGISTRYINDEX, lua_Integer(KSR_LUA_RIDX_GLOBALS))
-        lua_pushstring(L, name)
-        let t = lua_rawget(L, -2)
-        lua_rotate(L, -2, 1)
-        ksr_lua_pop(L, 1)
-        guard t == LUA_TFUNCTION else { return .missing }
+        guard pushRawGlobal(on: L, name) == LUA_TFUNCTION else { return .missing }
         if ksr_lua_pcall(L, 0, 0, base + 1) == LUA_OK { return .returned }
         let full = message(L, -1)
         if full.hasPrefix(exitSentinel) { return .returned }
