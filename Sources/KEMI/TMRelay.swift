@@ -7,9 +7,10 @@ import SIPTransaction
 import SIPTransport
 
 extension WorkerContext {
-    /// `t_relay`: forwards the request statefully to `$du`, else the R-URI (IP addresses;
-    /// `;transport=tcp` selects TCP). Replies come back through the transaction; a next hop
-    /// that never answers gets the request a 408. An ACK is forwarded statelessly.
+    /// `t_relay`: forwards the request statefully to `$du`, else the R-URI (an IP address or a
+    /// name resolved through `NameResolver.shared`; `;transport=tcp` selects TCP). Replies come
+    /// back through the transaction; a next hop that never answers gets the request a 408. An
+    /// ACK is forwarded statelessly.
     /// 1 when forwarded, -1 on error (483 is answered when Max-Forwards is exhausted).
     func relay(_ L: OpaquePointer) -> Int {
         // The branch route runs first (nested, on this coroutine) and may change the target.
@@ -39,15 +40,28 @@ extension WorkerContext {
             return -1
         }
         let proto: SIPTransportProtocol = uri.parameter(named: "transport")?.value?.lowercased() == "tcp" ? .tcp : .udp
-        var host = uri.host
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        if host == "localhost" { host = "127.0.0.1" }
-        guard let destination = try? SIPSocketAddress(ip: host, port: uri.port ?? 5060) else {
-            logUsageError(L, "tm: t_relay: \(uri.host) is not an IP address (KSRHost does not resolve names yet)")
+        // A name is resolved to A/AAAA records (no SRV/NAPTR; port 5060 when none is given),
+        // blocking this worker on a cache miss; IPv4 first, then the first address of a family
+        // a listen socket exists for.
+        let candidates: [SIPSocketAddress]
+        do throws(SIPTransportError) {
+            candidates = try NameResolver.shared.resolve(host: uri.host, port: uri.port ?? SIPListenAddress.defaultPort)
+        } catch {
+            logUsageError(L, "tm: t_relay: \(error) (destination \(target))")
             return -1
         }
-        guard let listener = transport.listeners.first(where: { $0.proto == proto && $0.isIPv6 == destination.isIPv6 }) else {
+        let sockets = transport.listeners.filter { $0.proto == proto }
+        guard !sockets.isEmpty else {
             logUsageError(L, "tm: t_relay: no \(proto) listen socket to send from (add coreparam(\"listen\", \"\(proto):...\"))")
+            return -1
+        }
+        var chosen: (SIPSocketAddress, SIPListener)?
+        for address in candidates {
+            if let socket = sockets.first(where: { $0.isIPv6 == address.isIPv6 }) { chosen = (address, socket); break }
+        }
+        guard let (destination, listener) = chosen else {
+            let family = candidates.first?.isIPv6 == true ? "IPv6" : "IPv4"
+            logUsageError(L, "tm: t_relay: no \(proto) listen socket for the \(family) address of \(uri.host) (add coreparam(\"listen\", \"\(proto):...\"))")
             return -1
         }
         // A CANCEL for an INVITE we relayed: answer it, cancel the INVITE's branches; their 487

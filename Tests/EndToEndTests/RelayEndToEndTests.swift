@@ -181,3 +181,73 @@ struct RelayToPeerTests {
         #expect(host.stop() == 0)
     }
 }
+
+@Suite("t_relay to host names, resolved through the system resolver")
+struct RelayToNameTests {
+    static func message(_ ruri: String, _ caller: UDPPeer, _ id: String) -> String {
+        "MESSAGE \(ruri) SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-\(id)\r\n"
+            + "From: <sip:a@127.0.0.1>;tag=\(id)\r\nTo: <\(ruri)>\r\nCall-ID: \(id)\r\nCSeq: 1 MESSAGE\r\n"
+            + "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    }
+
+    @Test func localhostInDuAndRURIIsResolvedAndAnUnknownNameFails() throws {
+        let port = freePort()
+        let next = try UDPPeer()
+        let dir = TempDir()
+        let script = luaShow + """
+            coreparam("listen", "udp:127.0.0.1:\(port)")
+            coreparam("children", 2)
+            coreparam("rpc_listen", "off")
+            coreparam("rpc_socket", "off")
+            function ksr_request_route()
+              local u = KSR.pv.get("$rU")
+              if u == "byname" then
+                KSR.pv.sets("$du", "sip:localhost:\(next.port)")
+              elseif u == "nxdomain" then
+                KSR.pv.sets("$du", "sip:no-such-host.invalid")
+              end
+              local rc = KSR.tm.t_relay()
+              show("relay_" .. u .. "_" .. KSR.pv.get("$ci"), rc)
+              if rc < 0 then KSR.sl.sl_send_reply(500, "Relay failed") end
+            end
+            """
+        let host = try KSR.Running(["run", dir.write("names.lua", script)])
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        let caller = try UDPPeer()
+
+        // $du names localhost: the request reaches the next hop, its 200 comes back.
+        for i in 1...3 {
+            caller.send(Self.message("sip:byname@127.0.0.1", caller, "byname-\(i)"), to: port)
+            let forwarded = try #require(next.receive(), "request \(i) not relayed:\n\(host.stderr)")
+            #expect(forwarded.hasPrefix("MESSAGE sip:byname@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(port);branch=z9hG4bK"))
+            let vias = forwarded.split(separator: "\r\n").filter { $0.hasPrefix("Via:") }.joined(separator: "\r\n")
+            next.send("SIP/2.0 200 OK\r\n" + vias + "\r\nFrom: <sip:a@127.0.0.1>;tag=byname-\(i)\r\n"
+                      + "To: <sip:byname@127.0.0.1>;tag=n\(i)\r\nCall-ID: byname-\(i)\r\nCSeq: 1 MESSAGE\r\n"
+                      + "Content-Length: 0\r\n\r\n", to: port)
+            #expect(caller.receive()?.hasPrefix("SIP/2.0 200 OK\r\n") == true)
+        }
+        // No $du: the R-URI's host is the name.
+        let ruri = "sip:ruri@localhost:\(next.port)"
+        caller.send(Self.message(ruri, caller, "ruri-1"), to: port)
+        let forwarded = try #require(next.receive(), "R-URI request not relayed:\n\(host.stderr)")
+        #expect(forwarded.hasPrefix("MESSAGE \(ruri) SIP/2.0\r\n"))
+
+        // A name that does not resolve: t_relay returns -1, the log names the host, no crash.
+        caller.send(Self.message("sip:nxdomain@127.0.0.1", caller, "nx-1"), to: port)
+        #expect(caller.receive()?.hasPrefix("SIP/2.0 500 Relay failed\r\n") == true)
+        caller.send(Self.message("sip:nxdomain@127.0.0.1", caller, "nx-2"), to: port)
+        #expect(caller.receive()?.hasPrefix("SIP/2.0 500 Relay failed\r\n") == true)
+        #expect(host.waitForStderr { $0.contains("RESULT relay_nxdomain_nx-2=") })
+        #expect(host.stop() == 0)
+        let r = ScriptRun.parse(host.stderr)
+        for i in 1...3 { #expect(r["relay_byname_byname-\(i)"] == "1|number") }
+        #expect(r["relay_ruri_ruri-1"] == "1|number")
+        #expect(r["relay_nxdomain_nx-1"] == "-1|number")
+        #expect(r["relay_nxdomain_nx-2"] == "-1|number")
+        let failures = host.stderr.lines(containing: "no-such-host.invalid")
+        #expect(failures.count == 2, "\(host.stderr)")
+        #expect(failures.allSatisfy { $0.contains("tm: t_relay: cannot resolve \"no-such-host.invalid\"") })
+        #expect(!host.stderr.contains("does not resolve names"))
+        #expect(!host.stderr.contains("error from Lua"))
+    }
+}
