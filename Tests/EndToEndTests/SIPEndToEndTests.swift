@@ -108,7 +108,8 @@ struct SIPEndToEndTests {
     static func sipp(_ args: [String]) throws -> (Int32, String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/sipp")
-        p.arguments = args + ["-nostdin", "-timeout", "20s", "-i", "127.0.0.1"]
+        // -timeout_error: sipp 3.6 otherwise keeps waiting for a stuck call after the timeout.
+        p.arguments = args + ["-nostdin", "-timeout", "20s", "-timeout_error", "-i", "127.0.0.1"]
         let out = Pipe()
         p.standardOutput = out
         p.standardError = out

@@ -41,6 +41,12 @@ struct TransactionEndToEndTests {
             KSR.x.exit()
           end
           if u == "route" then KSR.async.route("on_route", 1) KSR.x.exit() end
+          if u == "retr" then
+            KSR.info("RETR RUN " .. KSR.pv.get("$ci") .. "\\n")
+            KSR.tm.t_newtran()
+            KSR.async.ms_route("on_retr", 1000)
+            KSR.x.exit()
+          end
           if u == "nothing" then KSR.async.task_route("on_nothing") KSR.x.exit() end
           if u == "timeout" then KSR.async.ms_route("on_late", 4000) KSR.x.exit() end
           if u == "badgroup" then
@@ -58,6 +64,10 @@ struct TransactionEndToEndTests {
         function on_group() KSR.sl.send_reply(202, "Group " .. KSR.async.get_gname()) end
         function on_ms() KSR.tm.t_reply(200, "Ms route") end
         function on_route() KSR.tm.t_reply(200, "Route") end
+        function on_retr()
+          KSR.info("RETR REPLY " .. KSR.pv.get("$ci") .. "\\n")
+          KSR.tm.t_reply(200, "Delayed")
+        end
         function on_nothing() KSR.info("NOTHING RAN\\n") end
         function on_late() KSR.info("LATE RAN\\n") end
         """
@@ -136,5 +146,30 @@ struct TransactionEndToEndTests {
         #expect(host.stderr.contains("NOTHING RAN"))
         #expect(host.stderr.lines(containing: "RESULT newtran_ret").count == 1)  // the retransmission did not run the script
         #expect(host.stderr.contains("async group [nosuch] not found"))
+    }
+
+    /// sipp sends the same MESSAGE (same branch) twice while the script holds it pending
+    /// (t_newtran + ms_route 1 s), expects exactly one 200, then sends it once more and expects
+    /// the 200 re-sent. `-nr` keeps sipp from answering the re-sent 200 with its own copy of the
+    /// request (an endless ping-pong); every wait in the scenario is bounded.
+    @Test func sippRetransmissionsAreAbsorbedAndTheFinalReplyIsResent() throws {
+        let port = freePort()
+        let dir = TempDir()
+        let host = try KSR.Running(["run", dir.write("tm.lua", Self.script(port))])
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        let scenario = KSR.packageRoot.appendingPathComponent("Tests/EndToEndTests/sipp/message-retrans.xml").path
+        let started = Date()
+        let (rc, out) = try SIPEndToEndTests.sipp(["127.0.0.1:\(port)", "-sf", scenario, "-s", "retr", "-m", "1",
+                                                  "-nr", "-p", String(freePort())])
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(rc == 0, "sipp: \(out)")
+        // 1 s held by ms_route, 500 ms after each 200 making sure no second one comes.
+        #expect(elapsed > 1.9 && elapsed < 10, "sipp took \(elapsed)")
+        #expect(host.waitForStderr(timeout: 5) { $0.contains("RETR REPLY") })
+        #expect(host.stop() == 0)
+        let log = host.stderr
+        #expect(log.lines(containing: "RETR RUN").count == 1, "the request route ran more than once:\n\(log)")
+        #expect(log.lines(containing: "RETR REPLY").count == 1)
+        #expect(!log.contains("error from Lua"))
     }
 }
