@@ -66,6 +66,9 @@ let package = Package(
         .target(name: "SIP", dependencies: ["KSRBase"], swiftSettings: strict),
         // RFC 3261 §17 transactions as state machines over an injected clock: no I/O.
         .target(name: "SIPTransaction", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),
+        // Kamailio DMQ's protocol engine: node addresses, node-list bodies, membership, KDMQ
+        // requests. No I/O, no Lua, no threads of its own.
+        .target(name: "DMQ", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),
         // SIP over UDP and TCP on SwiftNIO: listeners, Content-Length framing, sending.
         .target(
             name: "SIPTransport",
@@ -91,7 +94,7 @@ let package = Package(
         .target(
             name: "KEMI",
             dependencies: [
-                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport", "SIPTransaction",
+                "KSRCore", "LuaBridge", "RTimer", "MQueue", "MQueueSQLite", "Control", "SIP", "SIPTransport", "SIPTransaction", "DMQ",
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -114,13 +117,14 @@ let package = Package(
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP", "KSRBase"], swiftSettings: strict),
+        .testTarget(name: "DMQTests", dependencies: ["DMQ", "SIP"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport"], swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
         .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ksr"],
-            exclude: ["sipp"],
+            exclude: ["sipp", "dmq"],
             swiftSettings: strict
         ),
     ],

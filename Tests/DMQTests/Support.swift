@@ -1,0 +1,96 @@
+import DMQ
+import Foundation
+import SIP
+
+/// The captured KDMQ messages in `Fixtures` (copies of Kamailio 5.6.3 captures; read at run
+/// time, the folder is excluded from compilation).
+enum Fixtures {
+    static let directory = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    /// `01-notification-join-request.sip`, ... sorted.
+    static let names: [String] = {
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return all.filter { $0.hasSuffix(".sip") }.sorted()
+    }()
+
+    static func bytes(_ name: String) -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else {
+            return []
+        }
+        return [UInt8](data)
+    }
+
+    /// The fixture whose name starts with `NN-`.
+    static func named(_ number: String) -> String {
+        names.first { $0.hasPrefix(number + "-") } ?? "missing-\(number)"
+    }
+
+    static func message(_ number: String) throws -> SIPMessage {
+        try SIPMessage(bytes(named(number)))
+    }
+}
+
+/// `sip:127.0.0.N:PORT` addresses of the captured cluster.
+let node1 = DMQNodeAddress(host: "127.0.0.1", port: 5091)
+let node2 = DMQNodeAddress(host: "127.0.0.2", port: 5092)
+let node3 = DMQNodeAddress(host: "127.0.0.3", port: 5093)
+
+func addr(_ text: String) -> DMQNodeAddress {
+    do {
+        return try DMQNodeAddress(parsing: text)
+    } catch {
+        fatalError("test address \(text): \(error)")
+    }
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// The lines of a rendered list as a set (order carries no meaning, spec 4.1).
+func lineSet(_ body: String) -> Set<String> {
+    Set(body.components(separatedBy: "\r\n").filter { !$0.isEmpty })
+}
+
+func lineSet(_ body: some Collection<UInt8>) -> Set<String> {
+    lineSet(String(decoding: Array(body), as: UTF8.self))
+}
+
+func membership(_ local: DMQNodeAddress = node1, _ edit: (inout DMQMembershipConfig) -> Void = { _ in },
+                resolver: @escaping @Sendable (String) -> String? = { _ in nil }) -> DMQMembership {
+    var c = DMQMembershipConfig(local: local)
+    edit(&c)
+    return DMQMembership(config: c, resolver: resolver)
+}
+
+extension DMQMembership {
+    func status(_ a: DMQNodeAddress) -> DMQNodeState? { node(a)?.status }
+
+    /// A notification from `sender` whose body is `lines` (CRLF each).
+    @discardableResult
+    func notify(_ lines: [String], mf: Int? = 1, from sender: DMQNodeAddress?)
+        -> (reply: String, rebroadcast: [DMQOutgoing], report: DMQMergeReport, events: [DMQEvent]) {
+        receivedNotification(body: bytes(lines.map { $0 + "\r\n" }.joined()), maxForwards: mf, sender: sender)
+    }
+
+    @discardableResult
+    func timeout(_ a: DMQNodeAddress) -> [DMQEvent] { replyReceived(from: a, status: 408, body: []).events }
+
+    @discardableResult
+    func ok(_ a: DMQNodeAddress, body: String = "") -> (report: DMQMergeReport, events: [DMQEvent]) {
+        replyReceived(from: a, status: 200, body: bytes(body))
+    }
+}
+
+/// A deterministic generator (SplitMix64).
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
