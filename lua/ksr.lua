@@ -7,6 +7,7 @@ KSRVERSION = "2.0"
 
 KSR = {}
 KSR.async = {}
+KSR.dmq = {}
 KSR.hdr = {}
 KSR.kx = {}
 KSR.mqueue = {}
@@ -254,6 +255,52 @@ function KSR.async.task_group_route(callback, group) end
 ---@param callback string
 ---@return integer
 function KSR.async.task_route(callback) end
+
+--- Sends a KDMQ request on channel to every active node: 1, or -1.
+---@param channel string
+---@param body string
+---@param content_type string
+---@return integer
+function KSR.dmq.bcast_message(channel, body, content_type) end
+
+--- Hands the current KDMQ request to a DMQ worker, which runs its channel's handler and replies: 0, or -1.
+---@return integer
+function KSR.dmq.handle_message() end
+
+--- Like handle_message, returning rc on success (-1 on error).
+---@param rc integer
+---@return integer
+function KSR.dmq.handle_message_rc(rc) end
+
+--- 1 if the current message comes from the IP address of a listed node, else -1.
+---@return integer
+function KSR.dmq.is_from_node() end
+
+--- Runs the current KDMQ request's channel handler now, in this worker, and replies: 0, or -1.
+---@return integer
+function KSR.dmq.process_message() end
+
+--- Like process_message, returning rc on success (-1 on error).
+---@param rc integer
+---@return integer
+function KSR.dmq.process_message_rc(rc) end
+
+--- Sends a KDMQ request on channel to one listed node (any state): 1, or -1.
+---@param channel string
+---@param node string
+---@param body string
+---@param content_type string
+---@return integer
+function KSR.dmq.send_message(channel, node, body, content_type) end
+
+--- Sends a copy of the current request statefully to every active node (not when it comes from a node): 0, or -1.
+---@return integer
+function KSR.dmq.t_replicate() end
+
+--- t_replicate; mode 1 skips the check that the request does not come from a node: 0, or -1.
+---@param mode integer
+---@return integer
+function KSR.dmq.t_replicate_mode(mode) end
 
 --- Adds header lines ("Name: value\r\n") after the last header when the request is relayed: 1, or -1.
 ---@param text string
@@ -672,7 +719,7 @@ function KSR.tm.t_on_failure(callback) end
 ---@return integer
 function KSR.tm.t_on_reply(callback) end
 
---- Forwards the request statefully to $du or the R-URI (IP addresses): 1, or -1.
+--- Forwards the request statefully to $du or the R-URI (IP or host name; A/AAAA): 1, or -1.
 ---@return integer
 function KSR.tm.t_relay() end
 
@@ -708,6 +755,7 @@ function KSR.x.probe() end
 --   $T_reply_code: In a failure route: the code of the best reply (0 elsewhere).
 --   $Tf: Event time as ctime text.
 --   $Ts: Unix time when the current event started (integer).
+--   $cT: Content-Type header body; nil if absent.
 --   $ci: Call-ID.
 --   $cs: CSeq number.
 --   $du: Destination URI (settable; unset clears it).
@@ -722,6 +770,7 @@ function KSR.x.probe() end
 --   $pp: Process id.
 --   $pr: Transport protocol (udp, tcp).
 --   $rU: Request URI user.
+--   $rb: Message body ("" when there is none).
 --   $rd: Request URI host.
 --   $rm: Request method (CSeq method for a reply).
 --   $rp: Request URI port.

@@ -40,7 +40,7 @@ public final class ScriptHost: @unchecked Sendable {
     /// Every module KSRHost provides, in the order their exports are numbered.
     public static let modules: [any KEMIModule] =
         [CoreModule(), PVModule(), KemixModule(), SLModule(), TMModule(), HdrModule(), RTimerModule(), MQueueModule(), AsyncModule(),
-         AppLuaModule(), ConfigModule()]
+         DMQModule(), AppLuaModule(), ConfigModule()]
         + CompatModule.all
 
     /// The running configuration; replaced by a successful reload.
@@ -97,6 +97,7 @@ public final class ScriptHost: @unchecked Sendable {
                 try KSRTable.install(ctx)
                 try lua.runFile(script)
                 checkCallbacks(setup, lua)
+                DMQModule.check(setup) { lua.hasGlobalFunction($0) }
             }
         } catch {
             setup.errors.append(ConfigError("cannot load the script: \(error.message)",

@@ -85,6 +85,18 @@ extension ScriptHost {
             }
             workers += receivers
         }
+        // DMQ workers: handle_message's queue, each with its own Lua state.
+        var dmqWorkers: [Worker] = []
+        if setup.dmq.serverAddress != nil && !listen.isEmpty {
+            for i in 0..<setup.dmq.numWorkers {
+                let name = "dmq/\(i)"
+                dmqWorkers.append(Worker(name: name, kind: "dmq", index: i) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: "dmq", name: name, rtimerIndex: 0,
+                                     timers: [], states: [], start: start)
+                })
+            }
+            workers += dmqWorkers
+        }
         for w in workers { w.start() }
         for (name, members) in groups { runtime.asyncGroups.register(name, members) }
         var failures: [ConfigError] = []
@@ -110,6 +122,15 @@ extension ScriptHost {
             } catch {
                 failures.append(ConfigError("SIP: \(error)"))
             }
+            if failures.isEmpty && setup.dmq.serverAddress != nil {
+                do {
+                    let timer = try startDMQ(setup.dmq, transport: transport, workers: dmqWorkers)
+                    workers.append(timer)
+                    state.withLock { $0.workers = workers }
+                } catch {
+                    failures += error.errors
+                }
+            }
         }
         if !failures.isEmpty {
             stop()
@@ -134,7 +155,7 @@ extension ScriptHost {
         let registry = rpcRegistry()
         let metrics: @Sendable () async -> String = { [self] in
             let rt = self.runtime
-            return rt.metrics.render(queues: rt.queueList)
+            return rt.metrics.render(queues: rt.queueList, dmq: rt.dmq.service)
         }
         var servers: [ControlServer] = []
         let listen = core["rpc_listen"]?.text
@@ -186,12 +207,18 @@ extension ScriptHost {
         // No new input first; then the workers finish what they are running (replies they
         // send now fail quietly); the transaction layer goes last, so no callback finds it gone.
         let transport = runtime.sip.transport
+        // DMQ peers learn at once that this node leaves (Kamailio 5.6 sends nothing).
+        if let dmq = runtime.dmq.service {
+            dmq.announceShutdown()
+            runtime.tm.localReplyHandler.withLock { $0 = nil }
+        }
         transport?.stop()
         for w in workers { w.stop() }
         for w in workers { w.join() }
         if transport != nil {
             runtime.tm.stop()
             runtime.sip.set(nil)
+            runtime.dmq.set(nil)
         }
         guard let url = runtime.setup.dbURL else { return }
         let toSave = runtime.queueList.filter { $0.definition.dbMode.savesAtShutdown }
@@ -306,6 +333,7 @@ extension ScriptHost {
         let shvOld = old.sharedInit.map { "\($0.0)=\($0.1)" }
         let shvNew = new.sharedInit.map { "\($0.0)=\($0.1)" }
         if shvOld != shvNew { out.append("pv shvset changed: shared values are kept as they are") }
+        if old.dmq != new.dmq { out.append("dmq parameters changed: they apply at the next restart") }
         return out
     }
 }

@@ -1,3 +1,4 @@
+import DMQ
 import MQueue
 import Prometheus
 import Synchronization
@@ -46,9 +47,22 @@ public final class HostMetrics: Sendable {
                                                      buckets: Self.latencyBuckets, help: "Time spent in Lua callbacks"))
     }
 
-    /// The Prometheus text exposition, with the queues' current figures.
-    public func render(queues: [MessageQueue]) -> String {
-        queueLock.withLock { series in
+    /// DMQ: nodes per state (read from the node list when scraped) and KDMQ requests sent.
+    func updateDMQ(_ dmq: DMQService?) {
+        guard let dmq else { return }
+        for (state, n) in dmq.membership.counts() {
+            registry.gauge("ksr_dmq_nodes", labels: [("state", state.rawValue)], help: "Other DMQ nodes in the node list, per state")
+                .set(Double(n))
+        }
+        let sent = registry.counter("ksr_dmq_requests_sent_total", labels: [], help: "KDMQ requests sent (notifications, messages, replicas)")
+        sent.reset()
+        sent.increment(by: Int64(dmq.sentMessages.load(ordering: .relaxed)))
+    }
+
+    /// The Prometheus text exposition, with the queues' and DMQ's current figures.
+    public func render(queues: [MessageQueue], dmq: DMQService? = nil) -> String {
+        updateDMQ(dmq)
+        return queueLock.withLock { series in
             for q in queues {
                 let name = q.definition.name
                 let s = series[name] ?? {

@@ -233,6 +233,8 @@ struct PVModule: KEMIModule {
         ro("rr", "Reply reason phrase (replies only).") { str($0.message.sip.reasonPhrase) }
         ro("mb", "The whole message.") { .string($0.message.raw) }
         ro("ml", "Message length in bytes.") { .int($0.message.length) }
+        ro("rb", "Message body (\"\" when there is none).") { .string(String(decoding: $0.message.sip.body, as: UTF8.self)) }
+        ro("cT", "Content-Type header body; nil if absent.") { str($0.message.sip.header(named: "Content-Type")) }
         ro("T_reply_code", "In a failure route: the code of the best reply (0 elsewhere).") { .int($0.message.failureCode ?? 0) }
         return c
     }

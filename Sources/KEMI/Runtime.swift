@@ -33,6 +33,8 @@ public final class HostSetup: @unchecked Sendable {
     public var asyncReturn = 0
     public var asyncDefaultWorkers: Int?
     public var asyncGroups: [AsyncGroupConfig] = []
+    /// dmq module parameters.
+    public var dmq = DMQSettings()
 
     /// The async groups to start: `default` (async_workers, or 1 when only named groups are
     /// set, as Kamailio does) and the named ones.
@@ -96,6 +98,8 @@ public final class HostRuntime: Sendable {
     public let sip: SIPCore
     /// The transaction layer (tm).
     public let tm: TMCore
+    /// DMQ, once started (nil service when not configured).
+    public let dmq: DMQCore
     public let startTime: (seconds: Int, micros: Int)
 
     /// A runtime for `setup`; a reload passes the running one so that queues, `$shv`s,
@@ -117,6 +121,7 @@ public final class HostRuntime: Sendable {
         self.asyncGroups = previous?.asyncGroups ?? AsyncGroups()
         self.sip = previous?.sip ?? SIPCore()
         self.tm = previous?.tm ?? TMCore()
+        self.dmq = previous?.dmq ?? DMQCore()
         self.startTime = previous?.startTime ?? WallClock.now()
         if previous == nil {
             for (name, v) in setup.sharedInit { shared.cell(name).value.withLock { $0 = v } }

@@ -33,6 +33,7 @@ extension WorkerContext {
         } else {
             transport.send(replyBuffer, to: inbound.source, via: inbound.local)
         }
+        if capturingDMQReply && dmqCapture.isEmpty { dmqCapture = replyBuffer }
         return 1
     }
 }

@@ -279,6 +279,19 @@ final class ScriptWorker: WorkerBody {
         return m
     }
 
+    /// Handles a KDMQ request `KSR.dmq.handle_message` queued on this DMQ worker.
+    func handleDMQ(_ job: DMQJob) {
+        guard let service = ctx.runtime.dmq.service else { return }
+        ctx.eventTime = WallClock.now()
+        ctx.dropRequested = false
+        ctx.message = job.message
+        let function = service.settings.channelRoutes[job.channel]
+        account(function ?? "dmq:\(job.channel)") { () -> LuaState.CallOutcome in
+            ctx.dmqRun(service, channel: job.channel, key: job.key, nestedOn: nil)
+            return .returned
+        }
+    }
+
     /// Continues a request suspended by a `KSR.async` function: the callback runs with no
     /// arguments on a copy of the request, through its transaction; a callback that sends no
     /// final reply gets the transaction answered 500. Nothing runs when the suspension timed

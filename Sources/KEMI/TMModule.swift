@@ -7,6 +7,7 @@ import SIPTransaction
 import SIPTransport
 import Synchronization
 import CLua
+import DMQ
 
 /// What a transaction remembers for the host: the request's source, for replies the host
 /// makes itself (relaying will add route names here).
@@ -18,6 +19,8 @@ public struct TMContext: Sendable {
     var failureRoute: String?
     /// The Lua function `KSR.tm.t_on_reply` named (client transactions: run for each reply).
     var replyRoute: String?
+    /// A KDMQ request DMQ sent: its final reply goes to the membership engine.
+    var dmq: DMQReplyContext?
 }
 
 /// The host's transaction layer: Kamailio tm's table over the RFC 3261 machines, the worker
@@ -29,6 +32,8 @@ public final class TMCore: Sendable {
     private let logger = Logger(label: "tm")
     /// Runs a failure route on a SIP worker (set by the host).
     let failureRunner = Mutex<(@Sendable (FailureJob) -> Void)?>(nil)
+    /// Takes the final replies of requests the host sent itself (DMQ).
+    let localReplyHandler = Mutex<(@Sendable (DMQReplyContext, SIPMessage) -> Void)?>(nil)
 
     public init() {}
 
@@ -67,6 +72,11 @@ public final class TMCore: Sendable {
                     transport.send(bytes, to: peer.source, proto: .tcp)
                 } else {
                     transport.send(bytes, to: peer.source, via: peer.local)
+                }
+            case .response(_, nil, let response, _, let context):
+                // A request this host sent itself (DMQ): the final reply, or tm's 408.
+                if let d = context.dmq, let status = response.statusCode, status >= 200 {
+                    localReplyHandler.withLock { $0 }?(d, response)
                 }
             case .response(_, let parent?, let response, _, _):
                 // Provisional (but 100) and 2xx responses of a branch go upstream at once;
@@ -214,7 +224,7 @@ struct TMModule: KEMIModule {
     var exports: [KEMIExport] {
         [
             KEMIExport("tm", "t_relay", returns: .int,
-                       doc: "Forwards the request statefully to $du or the R-URI (IP addresses): 1, or -1.") { ctx, args in
+                       doc: "Forwards the request statefully to $du or the R-URI (IP or host name; A/AAAA): 1, or -1.") { ctx, args in
                 .int(ctx.relay(args.L))
             },
             KEMIExport("tm", "t_on_failure", [("callback", .str)], returns: .int,

@@ -51,6 +51,9 @@ public final class WorkerContext {
     var scheduled: [(wake: UInt64, continuation: Continuation)] = []
     /// Reused for building replies.
     var replyBuffer: [UInt8] = []
+    /// While a DMQ channel_route function runs: the stateless reply it sent (for the reply cache).
+    var capturingDMQReply = false
+    var dmqCapture: [UInt8] = []
     /// The faked message timer and task callbacks run with; changes to it persist between
     /// callbacks of this worker, as in Kamailio.
     var faked = MessageState.faked()
