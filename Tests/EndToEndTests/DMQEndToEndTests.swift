@@ -260,6 +260,40 @@ struct DMQKSRHostTests {
         #expect(a.isRunning)
     }
 
+    @Test("two KSRHost nodes over TCP: join, broadcast, node URIs keep ;transport=tcp")
+    func overTCP() throws {
+        let dir = TempDir()
+        func script(_ ip: String, _ port: Int, _ rpc: Int, notify: String?) -> String {
+            """
+            coreparam("listen", "tcp:\(ip):\(port)")
+            coreparam("children", 2)
+            coreparam("rpc_listen", "http:\(ip):\(rpc)")
+            coreparam("rpc_socket", "off")
+            modparam("dmq", "server_address", "sip:\(ip):\(port);transport=tcp")
+            \(notify.map { "modparam(\"dmq\", \"notification_address\", \"\($0)\")" } ?? "")
+            modparam("dmq", "channel_route", "news=on_news")
+            function ksr_request_route()
+                if KSR.is_KDMQ() then KSR.dmq.handle_message() return 1 end
+            end
+            function on_news() KSR.info("NEWS [" .. KSR.pv.get("$rb") .. "] via " .. KSR.pv.get("$pr") .. "\\n") end
+            function ksr_rtimer_bcast() KSR.dmq.bcast_message("news", "over tcp", "text/plain") end
+            """
+        }
+        let (pa, pb) = (try KamailioNode.freeUDPPort(on: "127.0.0.67"), try KamailioNode.freeUDPPort(on: "127.0.0.68"))
+        let (ra, rb) = (try KamailioNode.freeUDPPort(on: "127.0.0.67"), try KamailioNode.freeUDPPort(on: "127.0.0.68"))
+        let a = try KSR.Running(["run", dir.write("a.lua", script("127.0.0.67", pa, ra, notify: nil))])
+        defer { a.stop() }
+        #expect(a.waitForStderr { $0.contains("started:") }, "\(a.stderr)")
+        let b = try KSR.Running(["run", dir.write("b.lua", script("127.0.0.68", pb, rb, notify: "sip:127.0.0.67:\(pa);transport=tcp")
+            + "\nmodparam(\"rtimer\", \"timer\", \"name=t;interval=1;mode=1\")\nmodparam(\"rtimer\", \"exec\", \"timer=t;route=ksr_rtimer_bcast\")\n")])
+        defer { b.stop() }
+        #expect(a.waitForStderr(timeout: 10) { $0.contains("NEWS [over tcp] via tcp") }, "\(a.stderr)\n\(b.stderr)")
+        let list = try KSR.run(["rpc", "--url", "http:127.0.0.67:\(ra)", "dmq.list_nodes"])
+        let nodes = try #require(json(list.stdout) as? [[String: Any]])
+        #expect(nodes.contains { $0["host"] as? String == "127.0.0.68" && $0["proto"] as? String == "tcp" && $0["status"] as? String == "active" },
+                "\(list.stdout)")
+    }
+
     @Test("configuration errors name the file, line and parameter")
     func configErrors() throws {
         let dir = TempDir()
