@@ -309,7 +309,7 @@ extension ScriptHost {
                                  tm: runtime.tm, listener: listener)
         service.setWorkers(workers)
         runtime.dmq.set(service)
-        runtime.tm.localReplyHandler.withLock { $0 = { context, response in service.replyArrived(context, response) } }
+        runtime.tm.localReplyHandler.withLock { $0 = Callback { service.replyArrived($0.0, $0.1) } }
         let now = SystemClock().nowNanos()
         let timer = Worker(name: "dmq-timer", kind: "dmq", index: 0) { _ in DMQTimerBody(service: service, now: now) }
         timer.start()

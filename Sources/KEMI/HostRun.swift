@@ -117,7 +117,7 @@ extension ScriptHost {
                 runtime.sip.set(transport)
                 runtime.tm.timers.withLock { t in for f in setup.tmTimers { f(&t) } }
                 runtime.tm.start(transport: transport)
-                runtime.tm.failureRunner.withLock { $0 = { job in dispatcher.post { $0.runFailureRoute(job) } } }
+                runtime.tm.failureRunner.withLock { $0 = Callback { job in dispatcher.post { $0.runFailureRoute(job) } } }
                 logger.info("SIP: \(receivers.count) receiver workers", metadata: ["ksr.module": "sip"])
             } catch {
                 failures.append(ConfigError("SIP: \(error)"))

@@ -9,6 +9,13 @@ import Synchronization
 import CLua
 import DMQ
 
+/// A closure to keep in a `Mutex`. Reading a bare closure out of `Mutex.withLock { $0 }`
+/// wraps it in one more reabstraction thunk at every read, and the thunks pile up until the
+/// stack overflows (seen after ~40k DMQ replies); a struct around it is read as it is.
+struct Callback<Argument>: Sendable {
+    let run: @Sendable (Argument) -> Void
+}
+
 /// What a transaction remembers for the host: the request's source, for replies the host
 /// makes itself (relaying will add route names here).
 public struct TMContext: Sendable {
@@ -31,9 +38,9 @@ public final class TMCore: Sendable {
     private let state = Mutex<(table: Table?, timerWorker: Worker?, transport: SIPTransport?)>((nil, nil, nil))
     private let logger = Logger(label: "tm")
     /// Runs a failure route on a SIP worker (set by the host).
-    let failureRunner = Mutex<(@Sendable (FailureJob) -> Void)?>(nil)
+    let failureRunner = Mutex<Callback<FailureJob>?>(nil)
     /// Takes the final replies of requests the host sent itself (DMQ).
-    let localReplyHandler = Mutex<(@Sendable (DMQReplyContext, SIPMessage) -> Void)?>(nil)
+    let localReplyHandler = Mutex<Callback<(DMQReplyContext, SIPMessage)>?>(nil)
 
     public init() {}
 
@@ -76,7 +83,7 @@ public final class TMCore: Sendable {
             case .response(_, nil, let response, _, let context):
                 // A request this host sent itself (DMQ): the final reply, or tm's 408.
                 if let d = context.dmq, let status = response.statusCode, status >= 200 {
-                    localReplyHandler.withLock { $0 }?(d, response)
+                    localReplyHandler.withLock { $0 }?.run((d, response))
                 }
             case .response(_, let parent?, let response, _, _):
                 // Provisional (but 100) and 2xx responses of a branch go upstream at once;
@@ -84,8 +91,8 @@ public final class TMCore: Sendable {
                 guard let status = response.statusCode, status > 100, status < 300 else { break }
                 perform((try? table.relayResponse(parent, response: response, now: SystemClock().nowNanos())) ?? [])
             case .allBranchesFailed(let server, let best, _, _, let context):
-                if let route = context.failureRoute, let run = failureRunner.withLock({ $0 }) {
-                    run(FailureJob(transaction: server, route: route, best: best))
+                if let route = context.failureRoute, let runner = failureRunner.withLock({ $0 }) {
+                    runner.run(FailureJob(transaction: server, route: route, best: best))
                 } else {
                     perform((try? table.relayResponse(server, response: best, now: SystemClock().nowNanos())) ?? [])
                 }
