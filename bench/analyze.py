@@ -10,6 +10,18 @@
   analyze.py probe PORT RATE SECONDS MS   send RATE OPTIONS/s for SECONDS to 127.0.0.1:PORT (UDP,
                             no retransmission) and print "BENCH late_* / async_late_*" lines: the
                             response times minus MS (the lateness), in ms
+  analyze.py dmqwait SECONDS NODES [--ksrhost] SPEC...   wait until every DMQ node SPEC lists every
+                            node of NODES (ip:port,ip:port,...) as active (--ksrhost: and, on ksr,
+                            as a KSRHost peer); SPEC = ksr:http://IP:PORT (its dmq.list_nodes over
+                            HTTP) or kamailio:/dir/ctl.sock (kamcmd); prints the seconds waited
+  analyze.py dmqkill NODE PIDS SECONDS MS SPEC...   SIGKILL the PIDS (comma-separated), then poll
+                            the SPECs every MS until none lists NODE (ip:port) as active; prints
+                            "BENCH dmq_detect_s seconds" (or dmq_detect_timeout)
+  analyze.py dmqflush DIR NODE IP:PORT   send KDMQ "flush" on channel bench to IP:PORT until every
+                            Lua state with a DIR/dmq.NODE.*.lat file has answered
+  analyze.py dmqcount DIR RUN   print "delivered duplicates" of run RUN (tags RUN-<n>), B and C summed
+  analyze.py dmqlat DIR RUN NAME   print "BENCH NAME_* value" lines: deliveries and latency
+                            p50/p99/max (ms) of run RUN
 
 Hosts: "kamailio" and "ksr". The workloads log lines containing "BENCH <name> <value>".
 """
@@ -21,8 +33,11 @@ import sys
 BENCH = re.compile(r"BENCH (\S+) (\S+)")
 HOSTS = ("kamailio", "ksr")
 # log lines that look like errors but are not: Kamailio's TCP workers when the main process
-# stops them (SIGTERM at the end of a SIP workload)
-IGNORED = ("receive_fd(): EOF on",)
+# stops them (SIGTERM at the end of a SIP workload);
+# Kamailio's dmq when two processes register the channel of their first bcast_message at once
+# (once per node, in the warm-up: that one broadcast is not sent)
+IGNORED = ("receive_fd(): EOF on", "register_dmq_peer(): peer already exists",
+           "ki_dmq_bcast_message(): error in register_dmq_peer")
 NO_RATIO = ("drift first→last tick, ppm", "drift least-squares, ppm", "processes")  # rows whose ratio would mean nothing
 
 
@@ -173,6 +188,160 @@ def probe(port, rate, seconds, ms):
     return 0
 
 
+# ---------------------------------------------------------------- dmq
+
+def dmq_nodes(spec, ksrhost=False):
+    """{ "ip:port": status } as node SPEC lists them, or None when it does not answer.
+    SPEC: ksr:http://IP:PORT (dmq.list_nodes, JSON-RPC over HTTP) or kamailio:SOCKET (kamcmd).
+    With ksrhost (ksr only), a peer not (yet) known as a KSRHost node counts as "not_ksrhost"."""
+    import http.client
+    import json
+    import subprocess
+    kind, _, where = spec.partition(":")
+    try:
+        if kind == "ksr":
+            hostport = where.split("//", 1)[-1]
+            conn = http.client.HTTPConnection(hostport, timeout=1)
+            body = json.dumps({"jsonrpc": "2.0", "method": "dmq.list_nodes", "params": [], "id": 1})
+            conn.request("POST", "/RPC", body, {"Content-Type": "application/json"})
+            reply = json.loads(conn.getresponse().read())
+            conn.close()
+            return {f"{n['host']}:{n['port']}": ("not_ksrhost" if ksrhost and not n.get("local") and not n.get("ksrhost")
+                                                 else n["status"]) for n in reply.get("result", [])}
+        out = subprocess.run([os.environ.get("KAMCMD", "kamcmd"), "-s", f"unix:{where}", "dmq.list_nodes"],
+                             capture_output=True, text=True, timeout=2).stdout
+        nodes, host, port = {}, None, None
+        for line in out.splitlines():
+            k, _, v = line.strip().partition(":")
+            v = v.strip()
+            if k == "host":
+                host = v
+            elif k == "port":
+                port = v
+            elif k == "status" and host:
+                nodes[f"{host}:{port}"] = v
+        return nodes
+    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
+        return None
+
+
+def dmq_wait(seconds, nodes, specs):
+    """Until every spec lists every node as active; a first argument --ksrhost also waits until
+    the ksr nodes know each other as KSRHost nodes (the peers they fast-ping)."""
+    import time
+    want = nodes.split(",")
+    ksrhost = specs[:1] == ["--ksrhost"]
+    specs = specs[1:] if ksrhost else specs
+    start = time.monotonic()
+    while True:
+        seen = [dmq_nodes(s, ksrhost) for s in specs]
+        if all(v and all(v.get(n) == "active" for n in want) for v in seen):
+            print(f"{time.monotonic() - start:.2f}")
+            return 0
+        if time.monotonic() - start > seconds:
+            sys.stderr.write(f"dmqwait: not converged after {seconds} s: {seen}\n")
+            return 1
+        time.sleep(0.1)
+
+
+def dmq_kill(node, pids, seconds, ms, specs):
+    """SIGKILL pids, then poll the specs until none lists node as active."""
+    import signal
+    import time
+    start = time.monotonic()
+    for p in pids.split(","):
+        try:
+            os.kill(int(p), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+    while time.monotonic() - start < seconds:
+        seen = [dmq_nodes(s) for s in specs]
+        if all(v is not None and v.get(node) != "active" for v in seen):
+            print(f"BENCH dmq_detect_s {time.monotonic() - start:.3f}")
+            return 0
+        time.sleep(ms / 1000.0)
+    print(f"BENCH dmq_detect_timeout {seconds}")
+    return 1
+
+
+def dmq_flush(outdir, node, target):
+    """KDMQ 'flush' on channel bench until every Lua state of node that wrote a file answered
+    "200 FLUSHED <state> <count>" (the states get the requests in turn: round robin in ksr,
+    the socket's wake-up order in Kamailio)."""
+    import glob
+    import select
+    import socket
+    import time
+    ip, port = target.rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    lport = sock.getsockname()[1]
+    prefix = os.path.join(outdir, f"dmq.{node}.")
+    flushed = set()
+    tag = f"flush{os.getpid()}x{int(time.time() * 1000)}"
+    deadline = time.monotonic() + 10
+    i = 0
+    while time.monotonic() < deadline:
+        states = {f[len(prefix):-4] for f in glob.glob(prefix + "*.lat")}
+        if i >= 4 and states <= flushed:
+            return 0
+        i += 1
+        req = (f"KDMQ sip:bench@{ip}:{port} SIP/2.0\r\n"
+               f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK-{tag}-{i}\r\n"
+               f"From: <sip:bench-flush@127.0.0.1:{lport}>;tag={tag}\r\n"
+               f"To: <sip:bench@{ip}:{port}>\r\nCall-ID: {tag}-{i}\r\nCSeq: 1 KDMQ\r\n"
+               f"Max-Forwards: 1\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nflush").encode()
+        sock.sendto(req, (ip, int(port)))
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            r, _, _ = select.select([sock], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                break
+            data = sock.recv(65535).decode(errors="replace")
+            m = re.match(r"SIP/2\.0 200 FLUSHED (\S+) ", data)
+            if m:
+                flushed.add(m.group(1))
+            if f"Call-ID: {tag}-{i}\r\n" in data:
+                break
+    sys.stderr.write(f"dmqflush: {node}: states {sorted(states - flushed)} did not answer\n")
+    return 1
+
+
+def dmq_read(outdir, run):
+    """{node: {call number: [latency µs, ...]}} of run RUN from the receivers' files."""
+    import glob
+    want = run + "-"
+    out = {}
+    for path in glob.glob(os.path.join(outdir, "dmq.*.lat")):
+        node = os.path.basename(path).split(".")[1]
+        calls = out.setdefault(node, {})
+        with open(path, errors="replace") as f:
+            for line in f:
+                if line.startswith(want):
+                    parts = line.split()
+                    if len(parts) == 2:
+                        calls.setdefault(parts[0][len(want):], []).append(int(float(parts[1])))
+    return out
+
+
+def dmq_count(outdir, run):
+    got = dmq_read(outdir, run)
+    delivered = sum(len(c) for c in got.values())
+    dups = sum(len(v) - 1 for c in got.values() for v in c.values())
+    print(f"{delivered} {dups}")
+
+
+def dmq_lat(outdir, run, name):
+    got = dmq_read(outdir, run)
+    lat = sorted(v[0] / 1000.0 for c in got.values() for v in c.values())
+    for node in sorted(got):
+        print(f"BENCH {name}_delivered_{node} {len(got[node])}")
+    if lat:
+        print(f"BENCH {name}_lat_p50 {percentile(lat, 50):.3f}")
+        print(f"BENCH {name}_lat_p99 {percentile(lat, 99):.3f}")
+        print(f"BENCH {name}_lat_max {lat[-1]:.3f}")
+
+
 # ---------------------------------------------------------------- statistics
 
 def percentile(sorted_values, p):
@@ -269,20 +438,26 @@ def table(outdir):
     def get(host, workload):
         if host not in hosts_run or workload not in workloads_run:
             return None
-        if (host, workload) == ("kamailio", "async-sleep"):  # not run: no KSR.async.ms_sleep
-            return None
+        if (host, workload) in (("kamailio", "async-sleep"), ("kamailio", "dmq-route")):
+            return None  # not run: no KSR.async.ms_sleep, no dmq channel_route in Kamailio
         r = parse_log(os.path.join(outdir, f"{host}.{workload}.log"))
         if r is None:
-            notes.append(f"{host}: no log for workload {workload}")
+            if not workload.startswith("dmq-"):  # the dmq-* need kamcmd, else not run
+                notes.append(f"{host}: no log for workload {workload}")
             return None
         values, ticks, errors = r
+        if workload.startswith("dmq-"):  # the nodes' own logs
+            for node in "ABC":
+                nr = parse_log(os.path.join(outdir, f"{host}.{workload}.{node}.log"))
+                if nr is not None:
+                    errors.extend(f"node {node}: {e}" for e in nr[2])
         for e in errors[:5]:
             notes.append(f"{host} {workload}: {e}")
         return values, ticks
 
     data = {h: {w: get(h, w) for w in ("pv", "mqueue", "rtimer10ms", "rtimer100ms", "idle",
                                        "sip-udp", "sip-udp-max", "sip-tcp", "async-task", "async-ms",
-                                       "async-sleep")} for h in HOSTS}
+                                       "async-sleep", "dmq-bcast", "dmq-route", "dmq-fail")} for h in HOSTS}
 
     def value(host, workload, name):
         d = data[host][workload]
@@ -413,6 +588,112 @@ def table(outdir):
             max_rows("async-ms", "async_steps", "async_step_seconds",
                      "SIP OPTIONS → async.ms_route(cb, 50) → t_reply(200), UDP")
 
+    dmq_steps = meta.get("dmq_steps", "").split()
+    d_step_s = meta.get("dmq_step_seconds", "?")
+    d_rate, d_s = int(meta.get("dmq_lat_rate", "0")), meta.get("dmq_lat_seconds", "?")
+    for workload, first, what in (
+            ("dmq-bcast", "DMQ bcast_message A → B, C (3 nodes, UDP; B/C take KDMQ in ksr_request_route)", "DMQ bcast"),
+            ("dmq-route", "DMQ bcast A → B, C, ksr only: B/C deliver via dmq channel_route on a DMQ worker",
+             "DMQ bcast via channel_route")):
+        if workload not in workloads_run:
+            continue
+        best, delivered = {}, {}
+        for h in HOSTS:
+            d = data[h][workload]
+            if workload == "dmq-route" and h == "kamailio":
+                best[h] = delivered[h] = "not available"
+                continue
+            if d is None:
+                best[h] = delivered[h] = None
+                continue
+            v = d[0]
+            r = v.get("dmq_max_rate")
+            best[h], delivered[h] = r, None
+            if r:
+                n, secs = v.get(f"step{r:.0f}_delivered"), v.get(f"step{r:.0f}_seconds")
+                sent = v.get(f"step{r:.0f}_created")
+                if n is not None and secs:
+                    delivered[h] = n / secs
+                if sent and secs and sent / secs < 0.9 * r:
+                    notes.append(f"{h} {workload}: at the {r:,.0f}/s step sipp sent only {sent / secs:,.0f} "
+                                 f"MESSAGE/s: sipp-bound")
+            stop = v.get("dmq_max_stop")
+            if stop:
+                k = f"step{stop:.0f}"
+                notes.append(f"{h} {workload}: the {stop:,.0f}/s step failed twice (last try: "
+                             f"{v.get(k + '_calls', 0) - v.get(k + '_ok', 0):,.0f} of {v.get(k + '_calls', 0):,.0f} "
+                             f"MESSAGEs without their 200, {v.get(k + '_delivered', 0):,.0f} of "
+                             f"{2 * v.get(k + '_created', 0):,.0f} broadcasts delivered, "
+                             f"{v.get(k + '_duplicates', 0):,.0f} delivered twice)")
+            elif r is not None and dmq_steps and r == float(dmq_steps[-1]):
+                notes.append(f"{h} {workload}: every step passed, the limit is above {r:,.0f} bcast/s")
+            calls, ok = v.get("lat_calls"), v.get("lat_ok")
+            got, created = v.get("lat_delivered"), v.get("lat_created")
+            if calls and (ok is None or (calls - ok) * 1000 >= calls
+                          or got is None or not created or got * 1000 < 2 * created * 999):
+                notes.append(f"{h} {workload}: the latency run lost calls: {ok or 0:,.0f} of {calls:,.0f} "
+                             f"MESSAGEs got their 200, {got or 0:,.0f} of {2 * (created or 0):,.0f} broadcasts "
+                             f"delivered (the latency rows count the delivered ones)")
+            if v.get("lat_duplicates"):
+                notes.append(f"{h} {workload}: {v['lat_duplicates']:,.0f} broadcasts of the latency run were "
+                             f"delivered twice (tm retransmitted the KDMQ: no 200 within 500 ms)")
+        steps_txt = "/".join(f"{int(x) / 1000:g}k" for x in dmq_steps)
+        rows.append((f"{first}: highest sipp rate with < 0.1 % loss (steps {steps_txt} × {d_step_s} s), "
+                     f"bcast/s ↑", 0, best))
+        rows.append((f"{what}: … messages/s delivered to B's + C's Lua in that step ↑", 0, delivered))
+        for key in ("p50", "p99", "max"):
+            vals = {}
+            for h in HOSTS:
+                vals[h] = "not available" if (workload == "dmq-route" and h == "kamailio") \
+                    else value(h, workload, f"lat_lat_{key}")
+            how = " (A's $TV(Sn) before bcast_message → B's/C's Lua)" if key == "p50" else ""
+            rows.append((f"{what}, {d_rate:,}/s × {d_s} s: delivery latency {key}{how}, ms ↓", 3, vals))
+        for nodes, who in (("A", "A (MESSAGE in, 2 KDMQ out, their 200s in, 200 out)"),
+                           ("BC", "B + C (KDMQ in, 200 out, each)")):
+            vals = {}
+            for h in HOSTS:
+                d = data[h][workload]
+                if workload == "dmq-route" and h == "kamailio":
+                    vals[h] = "not available"
+                    continue
+                v = d[0] if d else {}
+                try:
+                    used = sum(v[f"lat_cpu1_{n}"] - v[f"lat_cpu0_{n}"] for n in nodes)
+                    vals[h] = used / v["lat_ok"] * 1e6 if v.get("lat_ok") else None
+                except KeyError:
+                    vals[h] = None
+            rows.append((f"{what}, {d_rate:,}/s: CPU per broadcast, {who}, µs ↓", 1, vals))
+
+    if "dmq-fail" in workloads_run:
+        vals, runs = {}, {}
+        for h in HOSTS:
+            d = data[h]["dmq-fail"]
+            if d is None:
+                vals[h] = None
+                continue
+            v = d[0]
+            times = sorted(v[k] for k in v if re.fullmatch(r"dmq_detect\d+_s", k))
+            timeouts = [k for k in v if re.fullmatch(r"dmq_detect\d+_timeout", k)]
+            runs[h] = len(times) + len(timeouts)
+            vals[h] = percentile(times, 50) if times and not timeouts else None
+            if timeouts:
+                notes.append(f"{h} dmq-fail: {len(timeouts)} of {runs[h]} kills not detected within "
+                             f"{v[timeouts[0]]:.0f} s")
+            if len(times) > 1:
+                notes.append(f"{h} dmq-fail: detection times " + ", ".join(f"{t:.3f}" for t in times) + " s")
+            waits = [v[k] for k in sorted(v) if re.fullmatch(r"dmq_ksrhost_wait\d+_s", k)]
+            if waits and max(waits) > 1:
+                notes.append(f"{h} dmq-fail: before the kills, waited " + ", ".join(f"{w:.1f}" for w in waits)
+                             + " s until every node knew every peer as KSRHost (fast-pinged)")
+        fast = meta.get("dmq_fast_ping_ms", "?")
+        fto = meta.get("dmq_fast_timeout_ms", "0")
+        fto_txt = f", fast_timeout_ms {fto}" if fto not in ("0", "") else ""
+        rows.append((f"DMQ: time to detect a killed peer (SIGKILL of C → neither A nor B lists it active, "
+                     f"polled every 20 ms; Kamailio: ping_interval 5, fr_timer 3000, "
+                     f"median of {runs.get('kamailio', meta.get('dmq_kill_runs_kamailio', '?'))}; "
+                     f"KSRHost: fast_ping_ms {fast}{fto_txt}, median of {runs.get('ksr', meta.get('dmq_kill_runs', '?'))}), s ↓",
+                     3, vals))
+
     # sanity checks of the workloads' own results
     for h in HOSTS:
         if data[h]["mqueue"] is None:
@@ -428,7 +709,7 @@ def table(outdir):
     for label, digits, vals in rows:
         k, s = vals["kamailio"], vals["ksr"]
         if "kamailio" not in hosts_run:
-            kt = "not run"
+            kt, k = "not run", None
         elif isinstance(k, str):
             kt, k = k, None
         else:
@@ -471,6 +752,16 @@ def main(argv):
         return sipp(argv[2], argv[3], int(argv[4]))
     elif len(argv) == 6 and argv[1] == "probe":
         return probe(int(argv[2]), float(argv[3]), float(argv[4]), float(argv[5]))
+    elif len(argv) >= 5 and argv[1] == "dmqwait":
+        return dmq_wait(float(argv[2]), argv[3], argv[4:])
+    elif len(argv) >= 7 and argv[1] == "dmqkill":
+        return dmq_kill(argv[2], argv[3], float(argv[4]), float(argv[5]), argv[6:])
+    elif len(argv) == 5 and argv[1] == "dmqflush":
+        return dmq_flush(argv[2], argv[3], argv[4])
+    elif len(argv) == 4 and argv[1] == "dmqcount":
+        dmq_count(argv[2], argv[3])
+    elif len(argv) == 5 and argv[1] == "dmqlat":
+        dmq_lat(argv[2], argv[3], argv[4])
     else:
         sys.stderr.write(__doc__)
         return 2
