@@ -68,6 +68,7 @@ extension WorkerContext {
             service.log(r.report, from: sender)
             service.log(r.events, because: "node list from \(sender.map { "\($0)" } ?? inbound.source.description)")
             service.sendNotifications(r.rebroadcast)
+            service.greetNew(r.events, except: sender, sent: r.rebroadcast)
             if let first = r.report.errors.first {
                 // The valid lines are merged; the sender learns its list had bad ones.
                 reply = (400, "Bad Request", [], nil)

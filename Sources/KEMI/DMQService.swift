@@ -112,11 +112,14 @@ public final class DMQService: Sendable {
               notify: Bool, fast: Bool = false) -> Bool {
         guard let table = tm.table else { return false }
         guard let (destination, via) = route(to: node) else { return false }
+        // Call-ID: unique by the counter; one random draw (one system call) serves both.
         let n = sequence.wrappingAdd(1, ordering: .relaxed).oldValue
-        let callID = String(n, radix: 16) + "-" + String(UInt32.random(in: 0...UInt32.max), radix: 16) + callIDSuffix
+        var g = SystemRandomNumberGenerator()
+        let r: UInt64 = g.next()
+        let callID = String(n, radix: 16) + "-" + String(r >> 32, radix: 16) + callIDSuffix
         let bytes = DMQRequest.build(
             channel: channel, to: node, from: local, viaHost: via.address.ip, viaPort: via.address.port,
-            branch: table.generateBranch(), callID: callID, fromTag: String(UInt64.random(in: 0...UInt64.max), radix: 16),
+            branch: table.generateBranch(), callID: callID, fromTag: String(r & 0xffff_ffff, radix: 16),
             maxForwards: maxForwards, contentType: contentType, body: body, userAgent: SLModule.server)
         guard let request = try? SIPMessage(bytes) else {
             logger.error("dmq: could not build a KDMQ request for \(node) on channel \(channel)")
@@ -183,6 +186,7 @@ public final class DMQService: Sendable {
         let (report, events) = membership.replyReceived(from: context.node, status: status, body: body)
         log(report, from: context.node)
         log(events, because: status == 408 ? "no reply (408)" : "reply \(status)")
+        greetNew(events, except: context.node)
     }
 
     func log(_ report: DMQMergeReport, from sender: DMQNodeAddress?) {
@@ -198,6 +202,21 @@ public final class DMQService: Sendable {
             case .changed(let a, let from, let to): logger.notice("dmq: node \(a) \(from.rawValue) -> \(to.rawValue) (\(why))")
             case .removed(let a): logger.notice("dmq: node \(a) removed (\(why))")
             }
+        }
+    }
+
+    /// KSRHost: a node learnt from a third party's list gets this node's list at once
+    /// (Max-Forwards 1: no re-broadcast). It learns this node without waiting for a ping, and
+    /// its 200 tells whether it is a KSRHost node, so fast pings start at once.
+    func greetNew(_ events: [DMQEvent], except sender: DMQNodeAddress?, sent: [DMQOutgoing] = []) {
+        let new = events.compactMap { e -> DMQNodeAddress? in
+            if case .added(let a, .active) = e, a != sender, !sent.contains(where: { $0.target == a }) { return a }
+            return nil
+        }
+        guard !new.isEmpty else { return }
+        let body = Array(membership.ownListBody().utf8)
+        for a in new {
+            send(channel: settings.notificationChannel, to: a, body: body, contentType: "text/plain", maxForwards: 1, notify: true)
         }
     }
 
