@@ -78,11 +78,18 @@ public enum TransactionMessages {
     /// A random tag / token of `count` characters from [0-9a-z] (unguessable: the system's
     /// cryptographic generator).
     public static func randomToken(count: Int = 16) -> String {
+        // One 64-bit draw (one getrandom call) gives 8 characters; drawing per character cost
+        // 16 system calls per branch.
         var g = SystemRandomNumberGenerator()
-        let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(count)
-        for _ in 0..<count { out.append(alphabet[Int(g.next(upperBound: UInt8(alphabet.count)))]) }
-        return String(decoding: out, as: UTF8.self)
+        let alphabet: StaticString = "0123456789abcdefghijklmnopqrstuvwxyz"
+        return String(unsafeUninitializedCapacity: count) { out in
+            var bits: UInt64 = 0
+            for i in 0..<count {
+                if i % 8 == 0 { bits = g.next() }
+                out[i] = alphabet.utf8Start[Int((bits & 0xff) % 36)]
+                bits >>= 8
+            }
+            return count
+        }
     }
 }
