@@ -117,10 +117,12 @@ public final class TMCore: Sendable {
 
     /// Wakes the timer worker, but only when an operation moved the next deadline earlier
     /// than the one it waits for (waking it for every transaction costs a context switch).
+    /// Reads the table's new-deadline hint, so the common case takes no lock of the table.
     func poke() {
         let (table, worker) = state.withLock { ($0.table, $0.timerWorker) }
-        guard let table, let worker, let next = table.nextDeadline(),
-              next < sleepingUntil.load(ordering: .acquiring) else { return }
+        guard let table, let worker else { return }
+        let next = table.earliestNewDeadline
+        guard next < sleepingUntil.load(ordering: .acquiring) else { return }
         sleepingUntil.store(next, ordering: .releasing)
         worker.post { _ in }
     }
@@ -136,6 +138,11 @@ final class TMTimerBody: WorkerBody {
         _ = ksr_set_timer_slack_ns(1000)
     }
     func nextDeadline() -> UInt64? {
+        // Until the new plan is stored, any new deadline wakes this worker again (a spurious
+        // wake-up at worst); deadlines scheduled from here on are in the table's answer or in
+        // the hint a poke compares.
+        core.sleepingUntil.store(UInt64.max, ordering: .releasing)
+        table.clearNewDeadlines()
         let next = table.nextDeadline()
         core.sleepingUntil.store(next ?? UInt64.max, ordering: .releasing)
         return next

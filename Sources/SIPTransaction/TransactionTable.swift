@@ -121,7 +121,22 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         var scheduledAt: UInt64? = nil
     }
 
+    /// The earliest deadline scheduled since the timer side last cleared it (UInt64.max: none),
+    /// readable without the table's lock.
+    final class ScheduledHint: Sendable {
+        let earliest = Atomic<UInt64>(UInt64.max)
+        func lower(to t: UInt64) {
+            var current = earliest.load(ordering: .relaxed)
+            while t < current {
+                let (exchanged, original) = earliest.compareExchange(expected: current, desired: t, ordering: .acquiringAndReleasing)
+                if exchanged { return }
+                current = original
+            }
+        }
+    }
+
     struct Storage: Sendable {
+        let hint: ScheduledHint
         var entries: [TransactionID: Entry] = [:]
         var server: [TransactionKey: TransactionID] = [:]
         var client: [TransactionKey: TransactionID] = [:]
@@ -133,11 +148,20 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// The timers new transactions get unless given their own.
     public let timers: TransactionTimers
     private let storage: Mutex<Storage>
+    private let hint = ScheduledHint()
 
     public init(timers: TransactionTimers = TransactionTimers()) {
         self.timers = timers
-        storage = Mutex(Storage())
+        storage = Mutex(Storage(hint: hint))
     }
+
+    /// The earliest deadline any operation scheduled since `clearNewDeadlines()` (UInt64.max:
+    /// none), without taking the table's lock: lets a timer thread be woken only when an
+    /// operation needs it earlier than it planned.
+    public var earliestNewDeadline: UInt64 { hint.earliest.load(ordering: .acquiring) }
+
+    /// Forgets the deadlines `earliestNewDeadline` reported (call before `nextDeadline()`).
+    public func clearNewDeadlines() { hint.earliest.store(UInt64.max, ordering: .releasing) }
 
     /// A new Via branch (`z9hG4bK...`, unique and unguessable).
     public func generateBranch() -> String { BranchGenerator.next() }
@@ -482,7 +506,10 @@ extension TransactionTable.Storage {
         guard let e = entries[id] else { return }
         let next = e.machine.nextDeadline
         guard next != e.scheduledAt else { return }
-        if let next { heap.push(next, id) }
+        if let next {
+            heap.push(next, id)
+            hint.lower(to: next)
+        }
         entries[id]!.scheduledAt = next
     }
 
