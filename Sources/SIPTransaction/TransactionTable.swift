@@ -174,16 +174,15 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func lookupRequest(_ request: SIPMessage, now: UInt64) -> RequestMatch {
         guard let key = try? TransactionKey.server(for: request) else { return .notFound }
         return storage.withLock { s -> RequestMatch in
-            guard let id = s.server[key], var e = s.entries[id] else { return .notFound }
+            guard let id = s.server[key], s.entries[id] != nil else { return .notFound }
             var actions: [Action] = []
+            // The machine changes in place (a copy of the entry would copy its buffers).
             if request.method == .ack {
-                guard let effects = e.machine.receiveACK(now: now) else { return .notFound }
-                s.entries[id] = e
+                guard let effects = s.entries[id]!.machine.receiveACK(now: now) else { return .notFound }
                 s.apply(id, effects, now: now, into: &actions)
                 return .ack(id, actions)
             }
-            let effects = e.machine.receiveRetransmission(now: now)
-            s.entries[id] = e
+            let effects = s.entries[id]!.machine.receiveRetransmission(now: now)
             s.apply(id, effects, now: now, into: &actions)
             return .retransmission(id, actions)
         }
@@ -314,9 +313,8 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func receiveResponse(_ response: SIPMessage, now: UInt64) -> ResponseMatch {
         guard let key = try? TransactionKey.client(forResponse: response) else { return .notFound }
         return storage.withLock { s -> ResponseMatch in
-            guard let id = s.client[key], var e = s.entries[id] else { return .notFound }
-            let effects = e.machine.receive(response: response, now: now)
-            s.entries[id] = e
+            guard let id = s.client[key], s.entries[id] != nil else { return .notFound }
+            let effects = s.entries[id]!.machine.receive(response: response, now: now)
             var actions: [Action] = []
             s.apply(id, effects, now: now, into: &actions)
             return .matched(id, actions)
@@ -392,10 +390,9 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             var actions: [Action] = []
             while let top = s.heap.peek, top.at <= now {
                 s.heap.pop()
-                guard var e = s.entries[top.id], e.scheduledAt == top.at else { continue }
-                e.scheduledAt = nil
-                let effects = e.machine.fire(now: now)
-                s.entries[top.id] = e
+                guard s.entries[top.id]?.scheduledAt == top.at else { continue }
+                s.entries[top.id]!.scheduledAt = nil
+                let effects = s.entries[top.id]!.machine.fire(now: now)
                 s.apply(top.id, effects, now: now, into: &actions)
             }
             return actions
