@@ -98,6 +98,7 @@ public final class ScriptHost: @unchecked Sendable {
                 try lua.runFile(script)
                 checkCallbacks(setup, lua)
                 DMQModule.check(setup) { lua.hasGlobalFunction($0) }
+                setup.scriptSeesReplies = lua.hasGlobalFunction("ksr_reply_route") || lua.hasGlobalFunction("ksr_onsend_route")
             }
         } catch {
             setup.errors.append(ConfigError("cannot load the script: \(error.message)",

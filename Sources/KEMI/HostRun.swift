@@ -6,7 +6,9 @@ import MQueue
 import MQueueSQLite
 import Prometheus
 import Control
+import SIP
 import SIPTransport
+import SIPTransaction
 import RTimer
 import Synchronization
 
@@ -111,7 +113,8 @@ extension ScriptHost {
         }
         if failures.isEmpty && !listen.isEmpty {
             let transport = SIPTransport(logger: Logger(label: "sip"))
-            let dispatcher = SIPDispatcher(receivers)
+            let dispatcher = SIPDispatcher(receivers, sip: runtime.sip, tm: runtime.tm)
+            runtime.sip.inlineReplies.store(!setup.scriptSeesReplies, ordering: .relaxed)
             do {
                 try transport.start(listen: listen) { inbound in dispatcher.dispatch(inbound) }
                 runtime.sip.set(transport)
@@ -292,6 +295,7 @@ extension ScriptHost {
                                 notApplied: [])
         }
         for w in workers { _ = await onWorker(w) { $0.commitReload() } }
+        fresh.sip.inlineReplies.store(!fresh.setup.scriptSeesReplies, ordering: .relaxed)
         state.withLock {
             $0.runtime = fresh
             $0.reloads += 1
@@ -348,16 +352,47 @@ extension ScriptWorker {
 final class SIPDispatcher: Sendable {
     let workers: [Worker]
     let next = Atomic<Int>(0)
+    let sip: SIPCore
+    let tm: TMCore
 
     /// Messages a receiver may have waiting before new ones are dropped.
     static let queueLimit = 2048
     let dropped = Atomic<Int>(0)
 
-    init(_ workers: [Worker]) { self.workers = workers }
+    init(_ workers: [Worker], sip: SIPCore, tm: TMCore) {
+        self.workers = workers
+        self.sip = sip
+        self.tm = tm
+    }
 
     /// Runs a job on one receiver worker (round robin).
     func post(_ job: @escaping @Sendable (ScriptWorker) -> Void) {
         workers[nextIndex()].post { body in (body as? ScriptWorker).map(job) }
+    }
+
+    private static let statusPrefix = Array("SIP/2.0 ".utf8)
+
+    /// A UDP reply when the script has no core reply route: matched to its transaction on this
+    /// (receiving) thread, sparing a hand-off to a worker; replies to the host's own requests
+    /// (DMQ, t_replicate) and relayed replies without a t_on_reply route end here. True when
+    /// handled (or dropped); false sends it to a worker as usual.
+    private func handleReplyHere(_ inbound: SIPInbound) -> Bool {
+        guard let table = tm.table, let sip = try? SIPMessage(inbound.bytes, framing: .datagram), !sip.isRequest else { return false }
+        switch table.receiveResponse(sip, now: SystemClock().nowNanos()) {
+        case .notFound:
+            return true
+        case .matched(_, let actions):
+            let needsLua = actions.contains { action in
+                if case .response(_, _, _, .network, let context) = action { return context.replyRoute != nil }
+                return false
+            }
+            if needsLua {
+                post { $0.continueReply(sip, inbound, actions) }
+            } else {
+                tm.perform(actions)
+            }
+            return true
+        }
     }
 
     private func nextIndex() -> Int {
@@ -365,6 +400,10 @@ final class SIPDispatcher: Sendable {
     }
 
     func dispatch(_ inbound: SIPInbound) {
+        if inbound.connection == nil, sip.inlineReplies.load(ordering: .relaxed), inbound.bytes.starts(with: Self.statusPrefix),
+           handleReplyHere(inbound) {
+            return
+        }
         let n = workers.count
         let i = inbound.connection.map { Int($0.id % UInt64(n)) } ?? nextIndex()
         // A receiver that is this far behind would answer after the client gave up: drop the

@@ -35,6 +35,8 @@ public final class HostSetup: @unchecked Sendable {
     public var asyncGroups: [AsyncGroupConfig] = []
     /// dmq module parameters.
     public var dmq = DMQSettings()
+    /// The script defines `ksr_reply_route` or `ksr_onsend_route`: every reply must reach Lua.
+    public var scriptSeesReplies = true
 
     /// The async groups to start: `default` (async_workers, or 1 when only named groups are
     /// set, as Kamailio does) and the named ones.
@@ -173,6 +175,9 @@ public final class HostRuntime: Sendable {
 /// The host's SIP transport and receiver workers, shared with every worker.
 public final class SIPCore: Sendable {
     private let state = Mutex<SIPTransport?>(nil)
+    /// Replies may be matched to their transaction on the receiving thread (the script has no
+    /// core reply or onsend route); set at start and at each reload.
+    let inlineReplies = Atomic<Bool>(false)
     public init() {}
     public var transport: SIPTransport? { state.withLock { $0 } }
     func set(_ t: SIPTransport?) { state.withLock { $0 = t } }

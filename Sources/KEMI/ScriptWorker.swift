@@ -221,30 +221,36 @@ final class ScriptWorker: WorkerBody {
             }
             guard let table = ctx.runtime.tm.table else { return }
             switch table.receiveResponse(sip, now: SystemClock().nowNanos()) {
-            case .matched(_, var actions):
-                // The transaction's reply route (t_on_reply) runs before the reply goes on;
-                // KSR.x.drop() there keeps a provisional reply from being relayed.
-                actions = actions.filter { action in
-                    guard case .response(_, _, let response, .network, let context) = action,
-                          let route = context.replyRoute else { return true }
-                    ctx.dropRequested = false
-                    ctx.message = MessageState(sip: response, inbound: inbound)
-                    account(route) { lua.callGlobal(route) }
-                    return !(ctx.dropRequested && (response.statusCode ?? 0) < 200)
-                }
-                // ksr_onsend_route also sees the replies relayed upstream (it cannot stop them).
-                if lua.hasGlobalFunction("ksr_onsend_route") {
-                    for case .response(_, _?, let response, _, _) in actions {
-                        guard let code = response.statusCode, code > 100, code < 300 else { continue }
-                        ctx.message = MessageState(sip: response, inbound: inbound)
-                        account("ksr_onsend_route") { lua.callGlobal("ksr_onsend_route") }
-                    }
-                }
-                ctx.runtime.tm.perform(actions)
+            case .matched(_, let actions):
+                continueReply(sip, inbound, actions)
             case .notFound:
                 logger.debug("reply \(sip.statusCode ?? 0) matches no transaction: dropped", metadata: ["ksr.module": "tm"])
             }
         }
+    }
+
+    /// The rest of a matched reply: its transaction's reply route (t_on_reply) runs before the
+    /// reply goes on (KSR.x.drop() there keeps a provisional reply from being relayed), and
+    /// ksr_onsend_route sees the replies relayed upstream.
+    func continueReply(_ sip: SIPMessage, _ inbound: SIPInbound, _ matched: [TMCore.Table.Action]) {
+        ctx.eventTime = WallClock.now()
+        let actions = matched.filter { action in
+            guard case .response(_, _, let response, .network, let context) = action,
+                  let route = context.replyRoute else { return true }
+            ctx.dropRequested = false
+            ctx.message = MessageState(sip: response, inbound: inbound)
+            account(route) { lua.callGlobal(route) }
+            return !(ctx.dropRequested && (response.statusCode ?? 0) < 200)
+        }
+        // ksr_onsend_route also sees the replies relayed upstream (it cannot stop them).
+        if lua.hasGlobalFunction("ksr_onsend_route") {
+            for case .response(_, _?, let response, _, _) in actions {
+                guard let code = response.statusCode, code > 100, code < 300 else { continue }
+                ctx.message = MessageState(sip: response, inbound: inbound)
+                account("ksr_onsend_route") { lua.callGlobal("ksr_onsend_route") }
+            }
+        }
+        ctx.runtime.tm.perform(actions)
     }
 
     private func rejectMalformed(_ inbound: SIPInbound, _ error: SIPParseError) {

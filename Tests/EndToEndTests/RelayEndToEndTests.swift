@@ -182,6 +182,56 @@ struct RelayToPeerTests {
     }
 }
 
+/// Without ksr_reply_route/ksr_onsend_route, replies are matched on the receiving thread;
+/// those with a t_on_reply route still run it on a worker.
+@Suite("Replies matched where they arrive")
+struct InlineReplyTests {
+    @Test func relayedRepliesWithAndWithoutReplyRoute() throws {
+        let port = freePort()
+        let next = try UDPPeer()
+        let dir = TempDir()
+        let script = """
+            coreparam("listen", "udp:127.0.0.1:\(port)")
+            coreparam("children", 2)
+            coreparam("rpc_listen", "off")
+            coreparam("rpc_socket", "off")
+            function ksr_request_route()
+              if KSR.pv.get("$rU") == "routed" then KSR.tm.t_on_reply("on_reply") end
+              KSR.pv.sets("$du", "sip:127.0.0.1:\(next.port)")
+              KSR.tm.t_relay()
+            end
+            function on_reply()
+              KSR.info("ONREPLY " .. KSR.pv.get("$rs") .. " " .. KSR.pv.get("$ci") .. "\\n")
+              if KSR.pv.get("$rs") == 180 then KSR.x.drop() end
+            end
+            """
+        let host = try KSR.Running(["run", dir.write("r.lua", script)])
+        defer { host.stop() }
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        let caller = try UDPPeer()
+        for (user, callID) in [("plain", "p-1"), ("routed", "r-1")] {
+            caller.send("MESSAGE sip:\(user)@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:\(caller.port);branch=z9hG4bK-\(callID)\r\n"
+                        + "From: <sip:a@127.0.0.1>;tag=a1\r\nTo: <sip:\(user)@127.0.0.1>\r\nCall-ID: \(callID)\r\nCSeq: 1 MESSAGE\r\n"
+                        + "Max-Forwards: 10\r\nContent-Length: 0\r\n\r\n", to: port)
+            let forwarded = try #require(next.receive())
+            let vias = forwarded.split(separator: "\r\n").filter { $0.hasPrefix("Via:") }.joined(separator: "\r\n")
+            let tail = "\r\nFrom: <sip:a@127.0.0.1>;tag=a1\r\nTo: <sip:\(user)@127.0.0.1>;tag=b1\r\nCall-ID: \(callID)\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+            next.send("SIP/2.0 180 Ringing\r\n" + vias + tail, to: port)
+            next.send("SIP/2.0 200 OK\r\n" + vias + tail, to: port)
+            var got: [String] = []
+            while let r = caller.receive(), got.count < 3 {
+                got.append(String(r.split(separator: "\r\n").first ?? ""))
+                if r.hasPrefix("SIP/2.0 200") { break }
+            }
+            // The route dropped the 180 of the routed request; the plain one got both.
+            #expect(got == (user == "plain" ? ["SIP/2.0 180 Ringing", "SIP/2.0 200 OK"] : ["SIP/2.0 200 OK"]), "\(user): \(got)")
+        }
+        #expect(host.waitForStderr { $0.contains("ONREPLY 200 r-1") }, "\(host.stderr)")
+        #expect(host.stderr.contains("ONREPLY 180 r-1"))
+        #expect(!host.stderr.contains("ONREPLY 200 p-1"))
+    }
+}
+
 @Suite("t_relay to host names, resolved through the system resolver")
 struct RelayToNameTests {
     static func message(_ ruri: String, _ caller: UDPPeer, _ id: String) -> String {
