@@ -26,13 +26,17 @@ public final class DMQReplyCache: Sendable {
         var head = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     public let capacity: Int
     public let lifetimeNanos: UInt64
 
     public init(capacity: Int = 8192, lifetimeNanos: UInt64 = 32_000_000_000) {
         self.capacity = max(1, capacity)
         self.lifetimeNanos = lifetimeNanos
+        // Full size from the start: growing rehashes every key while receivers wait.
+        var s = State()
+        s.entries.reserveCapacity(self.capacity)
+        state = Mutex(s)
     }
 
     /// Looks `key` up at `now` (monotonic nanoseconds); a new key is recorded as in progress.

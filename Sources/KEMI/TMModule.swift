@@ -48,7 +48,7 @@ public final class TMCore: Sendable {
 
     /// Creates the table and its timer worker (once the transport is running).
     func start(transport: SIPTransport) {
-        let table = Table(timers: timers.withLock { $0 })
+        let table = Table(timers: timers.withLock { $0 }, capacity: 1 << 16)
         let worker = Worker(name: "tm-timer", kind: "tm", index: 0) { [self] _ in TMTimerBody(core: self, table: table) }
         state.withLock { $0 = (table, worker, transport) }
         worker.start()
