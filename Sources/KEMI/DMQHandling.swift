@@ -67,8 +67,11 @@ extension WorkerContext {
             if let sender, let ua = sip.header(.userAgent), ua.hasPrefix("ksr ") { service.membership.markKSRHost(sender) }
             service.log(r.report, from: sender)
             service.log(r.events, because: "node list from \(sender.map { "\($0)" } ?? inbound.source.description)")
-            service.sendNotifications(r.rebroadcast)
-            service.greetNew(r.events, except: sender, sent: r.rebroadcast)
+            // Kamailio never sends more than Max-Forwards 2 (a join), so a re-broadcast never
+            // needs more than 1: a hostile Max-Forwards cannot make nodes forward lists on and on.
+            let rebroadcast = r.rebroadcast.map { DMQOutgoing(target: $0.target, body: $0.body, maxForwards: min($0.maxForwards, 1)) }
+            service.sendNotifications(rebroadcast)
+            service.greetNew(r.events, except: sender, sent: rebroadcast)
             if let first = r.report.errors.first {
                 // The valid lines are merged; the sender learns its list had bad ones.
                 reply = (400, "Bad Request", [], nil)

@@ -215,7 +215,8 @@ public final class DMQService: Sendable {
         }
         guard !new.isEmpty else { return }
         let body = Array(membership.ownListBody().utf8)
-        for a in new {
+        // At most 8 per list: a hostile list of many made-up nodes must not turn into a flood.
+        for a in new.prefix(8) {
             send(channel: settings.notificationChannel, to: a, body: body, contentType: "text/plain", maxForwards: 1, notify: true)
         }
     }

@@ -251,6 +251,22 @@ struct DMQKSRHostTests {
         #expect(list.status(host: "127.0.0.53", port: 5099) == "not_active")
         #expect(list.status(host: "127.0.0.54", port: 5099) == "active")
         #expect(list.entry(host: "127.0.0.55", port: 5060) == nil)
+        // A list with Max-Forwards 70: the re-broadcast it causes carries Max-Forwards 1 (no
+        // chain of forwards), here to the sender itself, which listed itself as a node.
+        let peer = try KamailioNode.UDPClient(bindIP: "127.0.0.9")
+        let line = "sip:127.0.0.9:\(peer.port);status=active\r\n"
+        peer.send(["KDMQ sip:notification_peer@\(a.ip):\(a.port) SIP/2.0",
+                   "Via: SIP/2.0/UDP 127.0.0.9:\(peer.port);branch=z9hG4bK-mf70",
+                   "To: <sip:notification_peer@\(a.ip):\(a.port)>",
+                   "From: <sip:notification_peer@127.0.0.9:\(peer.port)>;tag=mf",
+                   "CSeq: 10 KDMQ", "Call-ID: mf70@127.0.0.9", "Max-Forwards: 70", "Content-Type: text/plain",
+                   "Content-Length: \(line.utf8.count)", "", line].joined(separator: "\r\n"), to: a.ip, port: a.port)
+        var rebroadcast: String?
+        let until = Date().addingTimeInterval(3)
+        while rebroadcast == nil, let m = peer.receive(until: until) {
+            if m.hasPrefix("KDMQ ") { rebroadcast = m }
+        }
+        #expect(rebroadcast?.contains("\r\nMax-Forwards: 1\r\n") == true, "\(rebroadcast ?? "no re-broadcast")")
         // KDMQ without channel, without From, with a huge Max-Forwards: no crash, still serving.
         _ = try? KamailioNode.sendRequest(method: "KDMQ", user: "", to: a.ip, port: a.port, body: "x", timeout: 1)
         _ = try notify("sip:127.0.0.57:5099;status=active\r\n", headers: ["Max-Forwards: 4294967296"])
