@@ -33,7 +33,7 @@ struct CLITests {
 
     @Test func samplesPassCheck() throws {
         for sample in ["samples/rtimer.lua", "samples/mqueue.lua", "samples/stateless.lua", "samples/async-sleep.lua",
-                       "samples/async.lua"] {
+                       "samples/async.lua", "samples/dmq.lua"] {
             let r = try KSR.run(["check", KSR.packageRoot.appendingPathComponent(sample).path])
             #expect(r.status == 0, "\(sample): \(r.stderr)")
         }

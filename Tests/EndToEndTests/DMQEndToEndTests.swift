@@ -310,6 +310,23 @@ struct DMQKSRHostTests {
                 "\(list.stdout)")
     }
 
+    @Test("samples/dmq.lua: two nodes join; a MESSAGE becomes a chat (channel_route) and a note (request route) on the other")
+    func sample() throws {
+        let sample = KSR.packageRoot.appendingPathComponent("samples/dmq.lua").path
+        let a = try KSR.Running(["run", sample], environment: ["NODE": "127.0.0.81"])
+        defer { a.stop() }
+        #expect(a.waitForStderr { $0.contains("started:") }, "\(a.stderr)")
+        let b = try KSR.Running(["run", sample], environment: ["NODE": "127.0.0.82", "SEED": "127.0.0.81"])
+        defer { b.stop() }
+        #expect(b.waitForStderr { $0.contains("started:") }, "\(b.stderr)")
+        #expect(a.waitForStderr(timeout: 5) { $0.contains("node sip:127.0.0.82:5060 added as active") }, "\(a.stderr)")
+        let reply = try KamailioNode.sendRequest(method: "MESSAGE", user: "x", to: "127.0.0.82", port: 5060,
+                                                 headers: ["Content-Type: text/plain"], body: "hello cluster")
+        #expect(KamailioNode.status(of: reply) == 200)
+        #expect(a.waitForStderr(timeout: 5) { $0.contains("chat from sip:chat@127.0.0.82:5060 (text/plain): hello cluster") }, "\(a.stderr)")
+        #expect(a.waitForStderr(timeout: 5) { $0.contains("note from sip:notes@127.0.0.82:5060: relayed: hello cluster") }, "\(a.stderr)")
+    }
+
     @Test("configuration errors name the file, line and parameter")
     func configErrors() throws {
         let dir = TempDir()

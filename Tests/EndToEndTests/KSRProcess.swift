@@ -36,7 +36,7 @@ struct KSR {
         let outURL: URL
         let errURL: URL
 
-        init(_ args: [String], cwd: URL? = nil) throws {
+        init(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:]) throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("ksr-e2e-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             outURL = dir.appendingPathComponent("stdout")
@@ -46,6 +46,9 @@ struct KSR {
             process.executableURL = URL(fileURLWithPath: KSR.binary)
             process.arguments = args
             if let cwd { process.currentDirectoryURL = cwd }
+            if !environment.isEmpty {
+                process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            }
             process.standardOutput = try FileHandle(forWritingTo: outURL)
             process.standardError = try FileHandle(forWritingTo: errURL)
             process.standardInput = FileHandle.nullDevice
