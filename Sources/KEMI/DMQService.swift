@@ -89,7 +89,6 @@ public final class DMQService: Sendable {
 
     func register(_ channel: String) {
         guard channel != settings.notificationChannel, settings.channelRoutes[channel] == nil else { return }
-        if registered.withLock({ $0.contains(channel) }) { return }
         registered.withLock { _ = $0.insert(channel) }
     }
 
