@@ -115,9 +115,11 @@ let package = Package(
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
-        .testTarget(name: "SIPTests", dependencies: ["SIP"], exclude: ["Fixtures"], swiftSettings: strict),
+        // The captured KDMQ messages (Tests/Fixtures/dmq) and their loader, for SIPTests and DMQTests.
+        .target(name: "KSRTestFixtures", path: "Tests/Fixtures", exclude: ["dmq"], swiftSettings: strict),
+        .testTarget(name: "SIPTests", dependencies: ["SIP", "KSRTestFixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP", "KSRBase"], swiftSettings: strict),
-        .testTarget(name: "DMQTests", dependencies: ["DMQ", "SIP"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "DMQTests", dependencies: ["DMQ", "SIP", "KSRTestFixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport"], swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
         .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),

@@ -17,7 +17,7 @@
 /// SWIFT
 /// swiftc -O -parse-as-library -sanitize=fuzzer,address -module-name SIPFuzzer \
 ///     /path/to/KSRHost/Sources/SIP/*.swift main.swift -o fuzz
-/// cp /path/to/KSRHost/Tests/SIPTests/Fixtures/dmq/*.sip corpus/
+/// cp /path/to/KSRHost/Tests/Fixtures/dmq/*.sip corpus/
 /// ./fuzz corpus -max_len=70000 -timeout=2 -max_total_time=600
 /// ```
 ///

@@ -1,3 +1,4 @@
+import KSRTestFixtures
 import DMQ
 import SIP
 import Testing

@@ -1,32 +1,9 @@
 import DMQ
 import Foundation
+import KSRTestFixtures
 import SIP
 
-/// The captured KDMQ messages in `Fixtures` (copies of Kamailio 5.6.3 captures; read at run
-/// time, the folder is excluded from compilation).
-enum Fixtures {
-    static let directory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()
-        .appendingPathComponent("Fixtures")
-
-    /// `01-notification-join-request.sip`, ... sorted.
-    static let names: [String] = {
-        let all = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return all.filter { $0.hasSuffix(".sip") }.sorted()
-    }()
-
-    static func bytes(_ name: String) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else {
-            return []
-        }
-        return [UInt8](data)
-    }
-
-    /// The fixture whose name starts with `NN-`.
-    static func named(_ number: String) -> String {
-        names.first { $0.hasPrefix(number + "-") } ?? "missing-\(number)"
-    }
-
+extension Fixtures {
     static func message(_ number: String) throws -> SIPMessage {
         try SIPMessage(bytes(named(number)))
     }

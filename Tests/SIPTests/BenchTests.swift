@@ -1,3 +1,4 @@
+import KSRTestFixtures
 import SIP
 import Testing
 

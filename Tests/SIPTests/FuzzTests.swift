@@ -1,3 +1,4 @@
+import KSRTestFixtures
 import Foundation
 import SIP
 import Testing

@@ -1,40 +1,6 @@
 import Foundation
+import KSRTestFixtures
 import SIP
-
-/// The captured KDMQ messages in `Fixtures/dmq` (read at run time; the folder is excluded from
-/// compilation).
-enum Fixtures {
-    static let directory = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/dmq")
-
-    /// `01-notification-join-request.sip`, ... sorted.
-    static let names: [String] = {
-        let all = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        return all.filter { $0.hasSuffix(".sip") }.sorted()
-    }()
-
-    static func bytes(_ name: String) -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: directory.appendingPathComponent(name).path) else {
-            return []
-        }
-        return [UInt8](data)
-    }
-
-    /// The fixture whose name starts with `NN-`.
-    static func named(_ number: String) -> String {
-        names.first { $0.hasPrefix(number + "-") } ?? "missing-\(number)"
-    }
-
-    static func bytes(number: String) -> [UInt8] { bytes(named(number)) }
-
-    /// Request fixture → the captured reply to it.
-    static let requestReplyPairs: [(request: String, reply: String)] = [
-        ("01", "02"), ("03", "04"), ("05", "06"), ("07", "08"), ("09", "10"), ("11", "12"),
-        ("13", "14"), ("15", "16"), ("17", "18"), ("20", "21"), ("22", "23"), ("27", "28"),
-        ("29", "30"), ("31", "32"),
-    ]
-}
 
 /// `text` with every LF turned into CRLF (test messages are written with LF line ends).
 func crlf(_ text: String) -> [UInt8] {
