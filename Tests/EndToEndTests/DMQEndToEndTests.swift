@@ -295,8 +295,9 @@ struct DMQKSRHostTests {
             function ksr_rtimer_bcast() KSR.dmq.bcast_message("news", "over tcp", "text/plain") end
             """
         }
-        let (pa, pb) = (try KamailioNode.freeUDPPort(on: "127.0.0.67"), try KamailioNode.freeUDPPort(on: "127.0.0.68"))
-        let (ra, rb) = (try KamailioNode.freeUDPPort(on: "127.0.0.67"), try KamailioNode.freeUDPPort(on: "127.0.0.68"))
+        // TCP ports: below the ephemeral range, free for UDP and TCP.
+        let (pa, pb) = (freePort(), freePort())
+        let (ra, rb) = (freePort(), freePort())
         let a = try KSR.Running(["run", dir.write("a.lua", script("127.0.0.67", pa, ra, notify: nil))])
         defer { a.stop() }
         #expect(a.waitForStderr { $0.contains("started:") }, "\(a.stderr)")

@@ -33,7 +33,7 @@ final class KSRDMQNode: DMQTestNode {
         self.name = name
         self.ip = ip
         self.port = try port ?? KamailioNode.freeUDPPort(on: ip)
-        self.rpcPort = try KamailioNode.freeUDPPort(on: ip)
+        self.rpcPort = freePort()
         self.notificationAddresses = notificationAddresses
         dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("ksrdmq-\(name)-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

@@ -47,9 +47,27 @@ final class UDPPeer {
 }
 
 /// A free port on 127.0.0.1 (for UDP and TCP alike, as far as a test can tell).
+/// A port free for both UDP and TCP on 127.0.0.1, below the kernel's ephemeral range (32768+),
+/// so that no outgoing connection of another test (an RPC client, sipp) can hold it meanwhile.
 func freePort() -> Int {
-    let p = try? UDPPeer()
-    return p?.port ?? 15_000 + Int.random(in: 0..<10_000)
+    for _ in 0..<200 {
+        let port = Int.random(in: 10_000..<32_000)
+        if canBind(port, SOCK_DGRAM) && canBind(port, SOCK_STREAM) { return port }
+    }
+    return (try? UDPPeer())?.port ?? 15_000 + Int.random(in: 0..<10_000)
+}
+
+private func canBind(_ port: Int, _ type: __socket_type) -> Bool {
+    let fd = socket(AF_INET, Int32(type.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
 @Suite("SIP requests through ksr run, with sipp and hand-made messages")
