@@ -12,7 +12,10 @@ public struct ClientNonInviteTransaction: Sendable {
     public let reliable: Bool
     public let timers: TransactionTimers
     /// To tag of the locally made 408/503.
-    public let localTag: String
+    /// The To-tag of a response this transaction makes up (408, 503); drawn only then, since
+    /// most transactions never need one (a random draw per transaction showed in profiles).
+    public var localTag: String { fixedLocalTag ?? TransactionMessages.randomToken() }
+    private let fixedLocalTag: String?
     public private(set) var state: TransactionState = .trying
     /// The final response (received or synthesized), once there is one.
     public private(set) var finalResponse: SIPMessage?
@@ -21,11 +24,11 @@ public struct ClientNonInviteTransaction: Sendable {
     private var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers(),
-                localTag: String = TransactionMessages.randomToken()) {
+                localTag: String? = nil) {
         self.request = request
         self.reliable = reliable
         self.timers = timers
-        self.localTag = localTag
+        self.fixedLocalTag = localTag
     }
 
     /// Sends the request and arms E (unreliable), F and the final-response timer.
@@ -159,7 +162,10 @@ public struct ClientInviteTransaction: Sendable {
     public let reliable: Bool
     public let timers: TransactionTimers
     /// To tag of the locally made 408/503.
-    public let localTag: String
+    /// The To-tag of a response this transaction makes up (408, 503); drawn only then, since
+    /// most transactions never need one (a random draw per transaction showed in profiles).
+    public var localTag: String { fixedLocalTag ?? TransactionMessages.randomToken() }
+    private let fixedLocalTag: String?
     public private(set) var state: TransactionState = .calling
     public private(set) var cancelState: CancelState = .none
     /// The final response (received or synthesized) that was delivered, once there is one.
@@ -173,11 +179,11 @@ public struct ClientInviteTransaction: Sendable {
     private var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers(),
-                localTag: String = TransactionMessages.randomToken()) {
+                localTag: String? = nil) {
         self.request = request
         self.reliable = reliable
         self.timers = timers
-        self.localTag = localTag
+        self.fixedLocalTag = localTag
     }
 
     /// Sends the INVITE and arms A (unreliable), B and the final-response timer.

@@ -388,7 +388,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func nextDeadline() -> UInt64? {
         storage.withLock { s -> UInt64? in
             while let top = s.heap.peek {
-                if s.entries[top.id]?.scheduledAt == top.at { return top.at }
+                if s.peek(top.id, { $0.scheduledAt }) == top.at { return top.at }
                 s.heap.pop()
             }
             return nil
@@ -401,7 +401,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             var actions: [Action] = []
             while let top = s.heap.peek, top.at <= now {
                 s.heap.pop()
-                guard s.entries[top.id]?.scheduledAt == top.at else { continue }
+                guard s.peek(top.id, { $0.scheduledAt }) == top.at else { continue }
                 s.entries[top.id]!.scheduledAt = nil
                 let effects = s.entries[top.id]!.machine.fire(now: now)
                 s.apply(top.id, effects, now: now, into: &actions)
@@ -467,37 +467,41 @@ extension TransactionTable.Storage {
             nextLabel &+= 1
             if nextLabel == 0 { nextLabel = 1 }
             let id = TransactionID(index: index, label: nextLabel)
-            if entries[id] == nil { return id }
+            if entries.index(forKey: id) == nil { return id }
         }
     }
 
     /// Turns a machine's effects into actions and bookkeeping, then re-arms its timer.
     mutating func apply(_ id: TransactionID, _ effects: [TransactionEffect], now: UInt64,
                         into actions: inout [TransactionTable.Action]) {
+        // Fields are read in place (`peek`): copying the whole entry per effect copied its
+        // machine too, under the table's lock.
         for effect in effects {
-            guard let e = entries[id] else { return }
+            guard entries.index(forKey: id) != nil else { return }
             switch effect {
             case .send(let bytes, let retransmission):
                 if retransmission { stats.sentRetransmissions += 1 }
-                actions.append(.send(id, bytes: bytes, to: e.peer, retransmission: retransmission))
+                let peer = peek(id) { $0.peer }!
+                actions.append(.send(id, bytes: bytes, to: peer, retransmission: retransmission))
             case .deliver(let response, let origin):
                 if origin == .timeout { stats.clientTimeouts += 1 }
-                if e.isInternalCancel { continue }
-                actions.append(.response(id, parent: e.parent, response, origin, e.context))
-                if let parent = e.parent, let status = response.statusCode, status >= 200 {
+                let (internalCancel, parent, context) = peek(id) { ($0.isInternalCancel, $0.parent, $0.context) }!
+                if internalCancel { continue }
+                actions.append(.response(id, parent: parent, response, origin, context))
+                if let parent, let status = response.statusCode, status >= 200 {
                     recordBranchFinal(parent: parent, branch: id, response, origin, now: now, into: &actions)
                 }
             case .startCancel(let cancel):
                 startInternalCancel(for: id, cancel, now: now, into: &actions)
             case .timeout(let why):
                 stats.serverTimeouts += 1
-                actions.append(.serverTimeout(id, why, e.context))
+                actions.append(.serverTimeout(id, why, peek(id) { $0.context }!))
             case .absorbed:
                 stats.absorbedRetransmissions += 1
             case .schedule, .cancelTimer:
                 break
             case .terminated:
-                entries[id] = nil
+                guard let e = entries.removeValue(forKey: id) else { return }
                 if e.key.isServer {
                     if server[e.key] == id { server[e.key] = nil }
                 } else if client[e.key] == id {
@@ -510,10 +514,15 @@ extension TransactionTable.Storage {
         reschedule(id)
     }
 
+    /// Reads from the entry in place (a `_modify` access): no copy of the entry.
+    mutating func peek<R>(_ id: TransactionID, _ body: (inout TransactionTable.Entry) -> R) -> R? {
+        guard entries.index(forKey: id) != nil else { return nil }
+        return body(&entries[id]!)
+    }
+
     mutating func reschedule(_ id: TransactionID) {
-        guard let e = entries[id] else { return }
-        let next = e.machine.nextDeadline
-        guard next != e.scheduledAt else { return }
+        guard let (next, scheduled) = peek(id, { ($0.machine.nextDeadline, $0.scheduledAt) }) else { return }
+        guard next != scheduled else { return }
         if let next {
             heap.push(next, id)
             hint.lower(to: next)
