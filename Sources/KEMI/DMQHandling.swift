@@ -31,7 +31,7 @@ extension WorkerContext {
         case .inProgress:
             return rc
         case .answered(let bytes):
-            sendRaw(bytes, inbound, service.transport)
+            service.transport.send(bytes, replyingTo: inbound)
             return rc
         case .new:
             break
@@ -46,10 +46,6 @@ extension WorkerContext {
             dmqRun(service, channel: channel, key: key, nestedOn: L)
         }
         return rc
-    }
-
-    private func sendRaw(_ bytes: [UInt8], _ inbound: SIPInbound, _ transport: SIPTransport) {
-        if let c = inbound.connection { transport.send(bytes, on: c) } else { transport.send(bytes, to: inbound.source, via: inbound.local) }
     }
 
     /// Runs the handler of `channel` for the current KDMQ request and sends its reply:
@@ -114,7 +110,7 @@ extension WorkerContext {
             to: sip, status: reply.code, reason: reply.reason, source: (inbound.source.ip, inbound.source.port),
             toTag: SLModule.toTag(for: sip), extraHeaders: (reply.contentType.map { ["Content-Type: \($0)"] } ?? []) + (warning.map { [$0] } ?? []),
             body: reply.body, server: SLModule.server)
-        sendRaw(bytes, inbound, service.transport)
+        service.transport.send(bytes, replyingTo: inbound)
         service.replies.finish(key, reply: bytes, now: SystemClock().nowNanos())
     }
 

@@ -28,11 +28,7 @@ extension WorkerContext {
             into: &replyBuffer, to: sip, status: code, reason: reason.isEmpty ? SLModule.defaultReason(code) : reason,
             source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: sip),
             extraHeaders: message.replyHeaders, server: SLModule.server)
-        if let connection = inbound.connection {
-            transport.send(replyBuffer, on: connection)
-        } else {
-            transport.send(replyBuffer, to: inbound.source, via: inbound.local)
-        }
+        transport.send(replyBuffer, replyingTo: inbound)
         if capturingDMQReply && dmqCapture.isEmpty { dmqCapture = replyBuffer }
         return 1
     }

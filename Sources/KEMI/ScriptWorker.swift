@@ -264,7 +264,7 @@ final class ScriptWorker: WorkerBody {
             to: partial, status: 400, reason: "Bad Request", source: (inbound.source.ip, inbound.source.port),
             toTag: SLModule.toTag(for: partial), extraHeaders: ["Warning: 399 ksr \"\(String(error.reason.map { $0 == "\"" ? "'" : $0 }))\""],
             server: SLModule.server)
-        if let c = inbound.connection { transport.send(reply, on: c) } else { transport.send(reply, to: inbound.source, via: inbound.local) }
+        transport.send(reply, replyingTo: inbound)
         logger.notice("answered 400 to a malformed SIP request from \(from): \(error.reason)", metadata: ["ksr.module": "sip"])
     }
 

@@ -174,6 +174,16 @@ public final class SIPTransport: Sendable {
         }
     }
 
+    /// Answers a received message where it came from: on its TCP connection, or over UDP from
+    /// the listener it arrived on to its source.
+    public func send(_ bytes: [UInt8], replyingTo inbound: SIPInbound, completion: SIPSendCompletion? = nil) {
+        if let connection = inbound.connection {
+            connection.send(bytes, completion: completion)
+        } else {
+            send(bytes, to: inbound.source, via: inbound.local, completion: completion)
+        }
+    }
+
     /// Sends over a TCP connection a message came on (a reply). Fails if it has closed since.
     public func send(_ bytes: [UInt8], on connection: SIPConnection, completion: SIPSendCompletion? = nil) {
         connection.send(bytes, completion: completion)
