@@ -35,6 +35,9 @@ let package = Package(
             pkgConfig: "lua5.4",
             providers: [.apt(["liblua5.4-dev"])]
         ),
+        // Linux calls Swift's Glibc module does not import: recvmmsg, eventfd, EPOLLEXCLUSIVE,
+        // epoll_pwait2 (the workers' own socket reads and waits).
+        .target(name: "CKSRSys"),
         // Shared vocabulary of the engines: clocks, Kamailio's "k=v;" parameter syntax,
         // the kamailio.cfg reader and configuration errors. No Lua, no threads.
         .target(name: "KSRBase", swiftSettings: strict),
@@ -57,7 +60,7 @@ let package = Package(
         .target(
             name: "KSRCore",
             dependencies: [
-                "KSRBase", "LuaBridge",
+                "KSRBase", "LuaBridge", "CKSRSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -73,6 +76,7 @@ let package = Package(
         .target(
             name: "SIPTransport",
             dependencies: [
+                "CKSRSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CKSRSys
 import KSRBase
 import Synchronization
 
@@ -12,6 +13,12 @@ public protocol WorkerBody: AnyObject {
     func fireDue(now: UInt64)
     /// Called once on the worker thread before it ends.
     func shutdown()
+    /// A descriptor given to `Worker.watch` has input (pollable workers only).
+    func readable(_ fd: CInt)
+}
+
+extension WorkerBody {
+    public func readable(_ fd: CInt) {}
 }
 
 /// A job posted to a worker: runs on its thread with its body.
@@ -19,6 +26,11 @@ public typealias WorkerJob = @Sendable (any WorkerBody) -> Void
 
 /// One thread with its own run loop: it waits for posted jobs or the body's next timer
 /// deadline on a condition variable bound to the monotonic clock.
+///
+/// A pollable worker waits in epoll instead, for its jobs (an eventfd, written only while it
+/// sleeps), its deadline (nanosecond timeout) and the descriptors it watches: a SIP receiver
+/// reads its UDP sockets itself, as a Kamailio worker process does, with no hand-off from
+/// another thread.
 public final class Worker: @unchecked Sendable {
     public let name: String
     public let kind: String
@@ -32,15 +44,33 @@ public final class Worker: @unchecked Sendable {
     private let makeBody: @Sendable (Worker) throws -> any WorkerBody
     private let started = Mutex<StartState>(.pending)
     private let clock = SystemClock()
+    /// Pollable: the epoll instance and the eventfd that wakes it (-1: a condition variable).
+    private let epoll: CInt
+    private let wakeFD: CInt
+    /// Blocked in epoll_wait (under `mutex`): a post must write the eventfd.
+    private var sleeping = false
+    /// Watched descriptors (under `mutex`), unwatched when the loop ends.
+    private var watched: [CInt] = []
 
     enum StartState { case pending, ready, failed(String) }
 
-    public init(name: String, kind: String, index: Int,
+    public init(name: String, kind: String, index: Int, pollable: Bool = false,
                 makeBody: @escaping @Sendable (Worker) throws -> any WorkerBody) {
         self.name = name
         self.kind = kind
         self.index = index
         self.makeBody = makeBody
+        var (ep, wake): (CInt, CInt) = (-1, -1)
+        if pollable {
+            ep = ksr_epoll_create()
+            wake = ep >= 0 ? ksr_eventfd() : -1
+            if wake < 0 || ksr_epoll_add(ep, wake, 0) != 0 {
+                if ep >= 0 { close(ep) }
+                if wake >= 0 { close(wake) }
+                (ep, wake) = (-1, -1)  // no epoll here: the condition variable does
+            }
+        }
+        (epoll, wakeFD) = (ep, wake)
         var attr = pthread_condattr_t()
         pthread_condattr_init(&attr)
         pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
@@ -52,6 +82,26 @@ public final class Worker: @unchecked Sendable {
     deinit {
         pthread_cond_destroy(&cond)
         pthread_mutex_destroy(&mutex)
+        if epoll >= 0 {
+            close(epoll)
+            close(wakeFD)
+        }
+    }
+
+    /// Whether `watch` can work (the worker was made pollable and epoll is there).
+    public var isPollable: Bool { epoll >= 0 }
+
+    /// Calls the body's `readable(fd)` on this worker's thread whenever `fd` has input. With
+    /// `exclusive`, of the workers watching the same socket one is woken per datagram.
+    /// False when not pollable or epoll refuses (errno).
+    /// The body's descriptors are unwatched when the loop ends, before its `shutdown()`
+    /// (where it may close them).
+    public func watch(_ fd: CInt, exclusive: Bool) -> Bool {
+        guard epoll >= 0, ksr_epoll_add(epoll, fd, exclusive ? 1 : 0) == 0 else { return false }
+        pthread_mutex_lock(&mutex)
+        watched.append(fd)
+        pthread_mutex_unlock(&mutex)
+        return true
     }
 
     /// Starts the thread; the body is created on it.
@@ -87,8 +137,21 @@ public final class Worker: @unchecked Sendable {
     public func post(_ job: @escaping WorkerJob) {
         pthread_mutex_lock(&mutex)
         jobs.append(job)
-        pthread_cond_signal(&cond)
+        wakeLocked()
+    }
+
+    /// Under `mutex`: wakes the thread if it waits, and unlocks.
+    @inline(__always)
+    private func wakeLocked() {
+        if epoll < 0 {
+            pthread_cond_signal(&cond)
+            pthread_mutex_unlock(&mutex)
+            return
+        }
+        let write = sleeping
+        sleeping = false
         pthread_mutex_unlock(&mutex)
+        if write { ksr_eventfd_signal(wakeFD) }
     }
 
     /// Posts a job unless `limit` jobs are already waiting (load shedding); false if dropped.
@@ -99,8 +162,7 @@ public final class Worker: @unchecked Sendable {
             return false
         }
         jobs.append(job)
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
+        wakeLocked()
         return true
     }
 
@@ -108,8 +170,7 @@ public final class Worker: @unchecked Sendable {
     public func stop() {
         pthread_mutex_lock(&mutex)
         stopping = true
-        pthread_cond_signal(&cond)
-        pthread_mutex_unlock(&mutex)
+        wakeLocked()
     }
 
     /// Waits for the thread to end.
@@ -129,6 +190,15 @@ public final class Worker: @unchecked Sendable {
             return
         }
         started.withLock { $0 = .ready }
+        if epoll >= 0 {
+            pollLoop(body)
+        } else {
+            waitLoop(body)
+        }
+        body.shutdown()
+    }
+
+    private func waitLoop(_ body: any WorkerBody) {
         var pending: [WorkerJob] = []
         while true {
             pthread_mutex_lock(&mutex)
@@ -155,7 +225,54 @@ public final class Worker: @unchecked Sendable {
             }
             pending.removeAll(keepingCapacity: true)
         }
-        body.shutdown()
+    }
+
+    private func pollLoop(_ body: any WorkerBody) {
+        var pending: [WorkerJob] = []
+        var ready = [CInt](repeating: -1, count: 16)
+        while true {
+            pthread_mutex_lock(&mutex)
+            let quit = stopping
+            swap(&pending, &jobs)
+            pthread_mutex_unlock(&mutex)
+            if quit { break }
+            fireIfDue(body)
+            for job in pending {
+                job(body)
+                fireIfDue(body)
+            }
+            pending.removeAll(keepingCapacity: true)
+            // Wait for input, a job or the next deadline; or only look, if jobs came meanwhile.
+            var timeout: Int64 = -1
+            if let deadline = body.nextDeadline() {
+                let now = clock.nowNanos()
+                timeout = deadline > now ? Int64(clamping: deadline - now) : 0
+            }
+            pthread_mutex_lock(&mutex)
+            if !jobs.isEmpty || stopping { timeout = 0 }
+            sleeping = timeout != 0
+            pthread_mutex_unlock(&mutex)
+            let n = ready.withUnsafeMutableBufferPointer { ksr_epoll_wait(epoll, $0.baseAddress, CInt($0.count), timeout) }
+            if timeout != 0 {
+                pthread_mutex_lock(&mutex)
+                sleeping = false
+                pthread_mutex_unlock(&mutex)
+            }
+            guard n > 0 else { continue }
+            for i in 0..<Int(n) {
+                if ready[i] == wakeFD {
+                    ksr_eventfd_clear(wakeFD)
+                } else {
+                    body.readable(ready[i])
+                    fireIfDue(body)
+                }
+            }
+        }
+        pthread_mutex_lock(&mutex)
+        let fds = watched
+        watched = []
+        pthread_mutex_unlock(&mutex)
+        for fd in fds { _ = ksr_epoll_remove(epoll, fd) }
     }
 
     @inline(__always)

@@ -23,8 +23,17 @@ import Darwin
 /// Streams are framed by Content-Length (required on TCP, RFC 3261 §18.3); a message without
 /// it, or over `maxMessageSize`, closes its connection. Idle connections are closed after
 /// `tcpIdleTimeout`. UDP datagrams are read `udpMessagesPerRead` at a time (`recvmmsg`);
-/// datagrams over `maxMessageSize` are dropped.
+/// datagrams over `maxMessageSize` are dropped. With `udpReading: .external` the event loop
+/// does not read UDP sockets: the caller's threads do, each with its own `SIPUDPReader`.
 public final class SIPTransport: Sendable {
+    /// Who reads the UDP listeners.
+    public enum UDPReading: Sendable {
+        /// The event loop; every datagram goes to the sink.
+        case eventLoop
+        /// The caller's threads, through `makeUDPReader()` (the sink gets only TCP messages).
+        case external
+    }
+
     public struct Configuration: Sendable {
         /// Threads of the event loop group serving every socket.
         public var eventLoopThreads: Int
@@ -44,6 +53,8 @@ public final class SIPTransport: Sendable {
         public var udpMessagesPerRead: Int
         /// Pending connections on a TCP listener.
         public var tcpBacklog: Int32
+        /// Who reads the UDP listeners.
+        public var udpReading: UDPReading
 
         public init(
             eventLoopThreads: Int = 1,
@@ -53,7 +64,8 @@ public final class SIPTransport: Sendable {
             udpReceiveBufferSize: Int = 4 << 20,
             udpSendBufferSize: Int? = nil,
             udpMessagesPerRead: Int = 16,
-            tcpBacklog: Int32 = 1024
+            tcpBacklog: Int32 = 1024,
+            udpReading: UDPReading = .eventLoop
         ) {
             self.eventLoopThreads = eventLoopThreads
             self.maxMessageSize = maxMessageSize
@@ -63,6 +75,7 @@ public final class SIPTransport: Sendable {
             self.udpSendBufferSize = udpSendBufferSize
             self.udpMessagesPerRead = udpMessagesPerRead
             self.tcpBacklog = tcpBacklog
+            self.udpReading = udpReading
         }
     }
 
@@ -126,6 +139,24 @@ public final class SIPTransport: Sendable {
 
     /// Counters since this transport was made.
     public var stats: SIPTransportStats { counters.snapshot }
+
+    /// A reader of every UDP listener for one thread (`udpReading: .external`), reading
+    /// `batch` datagrams at most per call; nil when stopped, in `.eventLoop` mode, or when the
+    /// descriptors cannot be duplicated.
+    public func makeUDPReader(batch: Int = 4) -> SIPUDPReader? {
+        guard configuration.udpReading == .external, let core = state.withLock({ $0 }) else { return nil }
+        var sockets: [(CInt, SIPListener)] = []
+        for (fd, listener) in core.receiveSockets {
+            let copy = dup(fd)
+            guard copy >= 0 else {
+                for (c, _) in sockets { _ = systemClose(c) }
+                return nil
+            }
+            sockets.append((copy, listener))
+        }
+        return SIPUDPReader(sockets: sockets, batch: batch, maxSize: configuration.maxMessageSize,
+                            counters: counters, logger: logger)
+    }
 
     /// Sends over `listener`'s protocol. UDP: `sendto` on the listener's socket (so the source
     /// is its address and port), right here on the calling thread; the completion is called
@@ -336,7 +367,7 @@ private func systemSendto(
     sendto(fd, p, n, flags, to, len)
 }
 
-private func systemClose(_ fd: CInt) -> CInt { close(fd) }
+func systemClose(_ fd: CInt) -> CInt { close(fd) }
 
 /// Lets threads in while open; `close` shuts it and waits for those inside to leave, so that
 /// nothing schedules work on the event loops once they are being shut down.
@@ -377,6 +408,8 @@ final class TransportCore: Sendable {
     private struct Opened {
         var listeners: [SIPListener] = []
         var channels: [any Channel] = []
+        /// UDP sockets read by the caller's threads (`udpReading: .external`).
+        var receiveSockets: [(CInt, SIPListener)] = []
     }
 
     /// Kept connections by peer address; an outgoing one being opened holds the messages for it.
@@ -409,6 +442,7 @@ final class TransportCore: Sendable {
     }
 
     var listeners: [SIPListener] { opened.withLock { $0.listeners } }
+    var receiveSockets: [(CInt, SIPListener)] { opened.withLock { $0.receiveSockets } }
 
     func nextConnectionID() -> UInt64 {
         connectionIDs.wrappingAdd(1, ordering: .relaxed).newValue
@@ -418,6 +452,14 @@ final class TransportCore: Sendable {
 
     func open(_ address: SIPListenAddress, index: Int) throws(SIPTransportError) {
         do {
+            if address.proto == .udp && configuration.udpReading == .external {
+                let (listener, fd) = try makeUDP(address, index)  // read by the caller's threads
+                opened.withLock {
+                    $0.listeners.append(listener)
+                    $0.receiveSockets.append((fd, listener))
+                }
+                return
+            }
             let (listener, channel) = try address.proto == .udp ? openUDP(address, index) : openTCP(address, index)
             opened.withLock {
                 $0.listeners.append(listener)
@@ -428,9 +470,8 @@ final class TransportCore: Sendable {
         }
     }
 
-    /// The socket is made and bound here (so that sends can use it directly), then handed to NIO
-    /// for reading: `recvmmsg`, `udpMessagesPerRead` at a time.
-    private func openUDP(_ address: SIPListenAddress, _ index: Int) throws -> (SIPListener, any Channel) {
+    /// A bound UDP socket and its listener, whose endpoint sends through a duplicate of it.
+    private func makeUDP(_ address: SIPListenAddress, _ index: Int) throws -> (SIPListener, CInt) {
         let fd = try UDPSocket.make(address, receiveBuffer: configuration.udpReceiveBufferSize,
             sendBuffer: configuration.udpSendBufferSize)
         let sendFD = dup(fd)
@@ -443,7 +484,14 @@ final class TransportCore: Sendable {
         bound.port = UDPSocket.localPort(fd)
         logger.debug("\(bound): receive buffer \(UDPSocket.receiveBufferSize(fd)) bytes")
         let endpoint = ListenerEndpoint(fd: sendFD, name: bound.description, core: self)
-        let listener = SIPListener(index: index, address: bound, configured: address, endpoint: endpoint)
+        return (SIPListener(index: index, address: bound, configured: address, endpoint: endpoint), fd)
+    }
+
+    /// The socket is made and bound here (so that sends can use it directly), then handed to NIO
+    /// for reading: `recvmmsg`, `udpMessagesPerRead` at a time.
+    private func openUDP(_ address: SIPListenAddress, _ index: Int) throws -> (SIPListener, any Channel) {
+        let (listener, fd) = try makeUDP(address, index)
+        let endpoint = listener.endpoint!
 
         let perRead = max(1, configuration.udpMessagesPerRead)
         let slice = configuration.maxMessageSize + 1  // one more: a longer datagram shows as too long
@@ -657,10 +705,12 @@ final class TransportCore: Sendable {
     /// Closes everything and stops the threads (waits).
     func shutdown() {
         gate.close()
-        let (listenerChannels, endpoints) = opened.withLock { o in
-            (o.channels, o.listeners.compactMap(\.endpoint))
+        let (listenerChannels, endpoints, receiveSockets) = opened.withLock { o in
+            (o.channels, o.listeners.compactMap(\.endpoint), o.receiveSockets)
         }
         for endpoint in endpoints { endpoint.close() }
+        // Readers keep their duplicates until they close them.
+        for (fd, _) in receiveSockets { _ = systemClose(fd) }
         for channel in listenerChannels { try? channel.close().wait() }
         let (open, pending) = connections.withLock { c -> ([SIPConnection], [Queued]) in
             c.stopped = true

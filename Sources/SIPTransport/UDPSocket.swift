@@ -1,3 +1,4 @@
+import CKSRSys
 import NIOCore
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import Dispatch
 import KSRBase
 import KSRCore
 import Synchronization
@@ -66,6 +67,85 @@ struct WorkerTests {
         let worker = Worker(name: "w", kind: "test", index: 0) { _ in throw Nope() }
         worker.start()
         #expect(worker.waitStarted() == "cannot load script")
+        worker.join()
+    }
+}
+
+/// Reads a pipe when the worker says it is readable; closes it at shutdown.
+final class PipeBody: WorkerBody {
+    let log: EventLog
+    let fd: CInt
+    var deadline: UInt64?
+    let ownThread = pthread_self()
+    init(log: EventLog, fd: CInt, deadline: UInt64?) {
+        self.log = log
+        self.fd = fd
+        self.deadline = deadline
+    }
+    func nextDeadline() -> UInt64? { deadline }
+    func fireDue(now: UInt64) {
+        log.note(now >= deadline! ? "fired-on-time" : "fired-early")
+        deadline = nil
+    }
+    func readable(_ fd: CInt) {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = read(fd, &buffer, 64)
+        let own = pthread_equal(pthread_self(), ownThread) != 0
+        if n > 0 { log.note("read \(String(decoding: buffer[0..<n], as: UTF8.self))\(own ? "" : " elsewhere")") }
+    }
+    func shutdown() { log.note("shutdown") }
+}
+
+@Suite("Pollable worker")
+struct PollableWorkerTests {
+    @Test func waitsOnDescriptorsJobsAndDeadlinesAtOnce() throws {
+        var fds: [CInt] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let log = EventLog()
+        let deadline = SystemClock().nowNanos() + 200_000_000
+        let reader = fds[0]
+        let worker = Worker(name: "p", kind: "test", index: 0, pollable: true) { _ in
+            PipeBody(log: log, fd: reader, deadline: deadline)
+        }
+        #expect(worker.isPollable)
+        worker.start()
+        #expect(worker.waitStarted() == nil)
+        #expect(worker.watch(fds[0], exclusive: false))
+        _ = write(fds[1], "one", 3)
+        #expect(log.wait(for: 1))
+        // A job posted while it sleeps in epoll wakes it at once.
+        let posted = SystemClock().nowNanos()
+        worker.post { _ in log.note("job") }
+        #expect(log.wait(for: 2))
+        #expect(SystemClock().nowNanos() - posted < 100_000_000)
+        _ = write(fds[1], "two", 3)
+        #expect(log.wait(for: 4))  // read two, then the timer
+        worker.stop()
+        worker.join()
+        #expect(log.snapshot == ["read one", "job", "read two", "fired-on-time", "shutdown"])
+    }
+
+    @Test func notPollableWorkersWatchNothing() {
+        let worker = Worker(name: "c", kind: "test", index: 0) { _ in RecordingBody(log: EventLog(), deadline: nil) }
+        #expect(!worker.isPollable)
+        #expect(!worker.watch(0, exclusive: false))
+    }
+
+    @Test func manyPostsFromManyThreadsAllRun() throws {
+        let count = Atomic<Int>(0)
+        let worker = Worker(name: "m", kind: "test", index: 0, pollable: true) { _ in
+            RecordingBody(log: EventLog(), deadline: nil)
+        }
+        worker.start()
+        #expect(worker.waitStarted() == nil)
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            for _ in 0..<5000 { worker.post { _ in count.add(1, ordering: .relaxed) } }
+        }
+        let end = SystemClock().nowNanos() + 5_000_000_000
+        while count.load(ordering: .relaxed) < 20_000, SystemClock().nowNanos() < end { usleep(1000) }
+        #expect(count.load(ordering: .relaxed) == 20_000)
+        worker.stop()
         worker.join()
     }
 }

@@ -148,3 +148,81 @@ struct UDPTests {
         #expect(from == listener.port)
     }
 }
+
+/// `udpReading: .external`: the event loop leaves UDP alone; each reader thread reads the
+/// sockets itself.
+@Suite("UDP read by the caller's threads")
+struct ExternalUDPTests {
+    /// Reads until `count` messages came or 5 s passed (polling: the readers do not block).
+    static func read(_ reader: SIPUDPReader, _ count: Int) async throws -> [SIPInbound] {
+        var got: [SIPInbound] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while got.count < count, ContinuousClock.now < deadline {
+            var n = 0
+            for fd in reader.descriptors { n += reader.read(fd) { got.append($0) } }
+            if n == 0 { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        return got
+    }
+
+    @Test func readersGetTheDatagramsAndTheSinkDoesNot() async throws {
+        let transport = makeTransport(.init(maxMessageSize: 1000, udpReading: .external))
+        defer { transport.stop() }
+        let inbox = Inbox()
+        let listeners = try transport.start(
+            listen: [SIPListenAddress(parsing: "udp:127.0.0.1:0"), SIPListenAddress(parsing: "udp:127.0.0.2:0")],
+            sink: inbox.sink)
+        let reader = try #require(transport.makeUDPReader(batch: 2))
+        #expect(reader.descriptors.count == 2)
+        for fd in reader.descriptors { #expect(reader.read(fd) { _ in } == 0) }  // nothing yet
+
+        let client = try UDPPeer()
+        client.send([UInt8](repeating: 65, count: 1001), to: "127.0.0.1", port: listeners[0].port)  // too long
+        client.send(bytes("\r\n\r\n"), to: "127.0.0.1", port: listeners[0].port)  // a keep-alive
+        for i in 0..<5 { client.send(bytes(sipRequest(callID: "a\(i)")), to: "127.0.0.1", port: listeners[0].port) }
+        client.send(bytes(sipRequest(callID: "b")), to: "127.0.0.2", port: listeners[1].port)
+        let got = try await Self.read(reader, 6)
+        #expect(got.count == 6)
+        let first = try #require(got.first { $0.local == listeners[0] })
+        #expect(first.source.ip == "127.0.0.1")
+        #expect(first.source.port == client.port)
+        #expect(first.connection == nil)
+        #expect(first.bytes == bytes(sipRequest(callID: "a0")))
+        #expect(got.filter { $0.local == listeners[1] }.map(\.bytes) == [bytes(sipRequest(callID: "b"))])
+        #expect(transport.stats.received == 6)
+        #expect(transport.stats.dropped == 1)
+        #expect(inbox.count == 0)
+
+        // Replies still leave from the listener's socket.
+        transport.send(bytes("SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"), replyingTo: first)
+        let (_, from) = try await eventually("the reply") { client.receive() }
+        #expect(from == listeners[0].port)
+    }
+
+    @Test func twoReadersShareASocketAndOutliveTheTransport() async throws {
+        let transport = makeTransport(.init(udpReading: .external))
+        let listener = try #require(
+            try transport.start(listen: [SIPListenAddress(parsing: "udp:127.0.0.1:0")], sink: Inbox().sink).first)
+        let one = try #require(transport.makeUDPReader(batch: 1))
+        let two = try #require(transport.makeUDPReader(batch: 1))
+        let client = try UDPPeer()
+        for i in 0..<4 { client.send(bytes(sipRequest(callID: "s\(i)")), to: "127.0.0.1", port: listener.port) }
+        let a = try await Self.read(one, 2)
+        let b = try await Self.read(two, 2)
+        #expect(Set((a + b).map(\.bytes)).count == 4)
+        // A reader's descriptors stay valid after the transport stopped, until it closes them.
+        transport.stop()
+        #expect(transport.makeUDPReader() == nil)
+        #expect(one.read(one.descriptors[0]) { _ in } == 0)
+        one.close()
+        two.close()
+        #expect(one.read(one.descriptors[0]) { _ in } == 0)
+    }
+
+    @Test func eventLoopModeHasNoReaders() throws {
+        let transport = makeTransport()
+        defer { transport.stop() }
+        _ = try transport.start(listen: [SIPListenAddress(parsing: "udp:127.0.0.1:0")], sink: Inbox().sink)
+        #expect(transport.makeUDPReader() == nil)
+    }
+}

@@ -1,0 +1,41 @@
+/*
+ * CKSRSys: the Linux calls Swift's Glibc module does not import (recvmmsg, eventfd,
+ * EPOLLEXCLUSIVE, epoll_pwait2), behind plain C functions. Elsewhere they fail with ENOSYS.
+ */
+#ifndef KSR_SYS_H
+#define KSR_SYS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* One datagram slot of ksr_recv_datagrams: the caller's buffer in, what arrived out. */
+typedef struct {
+    void *buffer;                 /* in: where the datagram goes */
+    size_t capacity;              /* in: its size */
+    size_t length;                /* out: bytes stored */
+    int truncated;                /* out: the datagram was longer than capacity */
+    struct sockaddr_storage from; /* out: the sender */
+} ksr_datagram;
+
+/* Reads up to n (at most 64) datagrams without blocking (recvmmsg, MSG_DONTWAIT). Returns how
+   many, or -1 with errno (EAGAIN: none waiting). */
+int ksr_recv_datagrams(int fd, ksr_datagram *slots, unsigned n);
+
+/* A non-blocking, close-on-exec eventfd; -1 with errno. */
+int ksr_eventfd(void);
+/* Adds 1 to an eventfd (wakes its reader); clears it. */
+void ksr_eventfd_signal(int fd);
+void ksr_eventfd_clear(int fd);
+
+/* A close-on-exec epoll instance; -1 with errno. */
+int ksr_epoll_create(void);
+/* Watches fd for input; exclusive: of several epoll instances waiting on the same file, one
+   is woken per event (EPOLLEXCLUSIVE). 0, or -1 with errno. */
+int ksr_epoll_add(int epfd, int fd, int exclusive);
+int ksr_epoll_remove(int epfd, int fd);
+/* Waits up to timeout_ns (negative: forever) for input; stores the ready descriptors in fds.
+   Nanosecond timeouts (epoll_pwait2) where the kernel has them, else rounded up to a
+   millisecond. Returns how many, 0 on timeout, -1 with errno (EINTR). */
+int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns);
+
+#endif

@@ -1,0 +1,100 @@
+#define _GNU_SOURCE
+#include "ksrsys.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__linux__)
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+
+int ksr_recv_datagrams(int fd, ksr_datagram *slots, unsigned n) {
+    struct mmsghdr msgs[64];
+    struct iovec iov[64];
+    if (n > 64) n = 64;
+    memset(msgs, 0, sizeof(struct mmsghdr) * n);
+    for (unsigned i = 0; i < n; i++) {
+        iov[i].iov_base = slots[i].buffer;
+        iov[i].iov_len = slots[i].capacity;
+        msgs[i].msg_hdr.msg_name = &slots[i].from;
+        msgs[i].msg_hdr.msg_namelen = sizeof(slots[i].from);
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    int got;
+    do {
+        got = recvmmsg(fd, msgs, n, MSG_DONTWAIT, NULL);
+    } while (got < 0 && errno == EINTR);
+    for (int i = 0; i < got; i++) {
+        slots[i].length = msgs[i].msg_len;
+        slots[i].truncated = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0;
+    }
+    return got;
+}
+
+int ksr_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+void ksr_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {}
+}
+
+void ksr_eventfd_clear(int fd) {
+    uint64_t value;
+    while (read(fd, &value, sizeof value) < 0 && errno == EINTR) {}
+}
+
+int ksr_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int ksr_epoll_add(int epfd, int fd, int exclusive) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | (exclusive ? EPOLLEXCLUSIVE : 0);
+    ev.data.fd = fd;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int ksr_epoll_remove(int epfd, int fd) {
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
+static int no_pwait2 = 0;
+
+int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) {
+    struct epoll_event events[32];
+    if (max > 32) max = 32;
+    int n = -1;
+#ifdef SYS_epoll_pwait2
+    if (!no_pwait2 && timeout_ns > 0) {
+        struct timespec ts = { (time_t)(timeout_ns / 1000000000LL), (long)(timeout_ns % 1000000000LL) };
+        n = (int)syscall(SYS_epoll_pwait2, epfd, events, max, &ts, NULL, 0);
+        if (n < 0 && errno == ENOSYS) no_pwait2 = 1;
+    }
+    if (no_pwait2 || timeout_ns <= 0)
+#endif
+    {
+        int ms = timeout_ns < 0 ? -1 : (int)((timeout_ns + 999999LL) / 1000000LL);
+        n = epoll_wait(epfd, events, max, ms);
+    }
+    for (int i = 0; i < n; i++) fds[i] = events[i].data.fd;
+    return n;
+}
+
+#else
+
+int ksr_recv_datagrams(int fd, ksr_datagram *slots, unsigned n) { (void)fd; (void)slots; (void)n; errno = ENOSYS; return -1; }
+int ksr_eventfd(void) { errno = ENOSYS; return -1; }
+void ksr_eventfd_signal(int fd) { (void)fd; }
+void ksr_eventfd_clear(int fd) { (void)fd; }
+int ksr_epoll_create(void) { errno = ENOSYS; return -1; }
+int ksr_epoll_add(int epfd, int fd, int exclusive) { (void)epfd; (void)fd; (void)exclusive; errno = ENOSYS; return -1; }
+int ksr_epoll_remove(int epfd, int fd) { (void)epfd; (void)fd; errno = ENOSYS; return -1; }
+int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) { (void)epfd; (void)fds; (void)max; (void)timeout_ns; errno = ENOSYS; return -1; }
+
+#endif
