@@ -80,7 +80,7 @@ extension ScriptHost {
             let children = max(1, setup.core["children"]?.intValue ?? 8)
             for i in 0..<children {
                 let name = "sip/\(i)"
-                receivers.append(Worker(name: name, kind: "sip", index: i) { _ in
+                receivers.append(Worker(name: name, kind: "sip", index: i, pollable: true) { _ in
                     try ScriptWorker(runtime: runtime, script: script, kind: "sip", name: name, rtimerIndex: 0,
                                      timers: [], states: [], start: start)
                 })
@@ -112,11 +112,19 @@ extension ScriptHost {
             $0.startedAt = WallClock.now()
         }
         if failures.isEmpty && !listen.isEmpty {
-            let transport = SIPTransport(logger: Logger(label: "sip"))
+            // The receivers read the UDP sockets themselves (TCP comes from the event loop).
+            let external = receivers.allSatisfy(\.isPollable)
+            let transport = SIPTransport(
+                configuration: .init(udpReading: external ? .external : .eventLoop), logger: Logger(label: "sip"))
             let dispatcher = SIPDispatcher(receivers, sip: runtime.sip, tm: runtime.tm)
             runtime.sip.inlineReplies.store(!setup.scriptSeesReplies, ordering: .relaxed)
             do {
                 try transport.start(listen: listen) { inbound in dispatcher.dispatch(inbound) }
+                if external {
+                    for w in receivers {
+                        w.post { body in (body as? ScriptWorker)?.readUDP(transport.makeUDPReader(), on: w) }
+                    }
+                }
                 runtime.sip.set(transport)
                 runtime.tm.timers.withLock { t in for f in setup.tmTimers { f(&t) } }
                 runtime.tm.start(transport: transport)
@@ -372,26 +380,33 @@ final class SIPDispatcher: Sendable {
 
     private static let statusPrefix = Array("SIP/2.0 ".utf8)
 
-    /// A UDP reply when the script has no core reply route: matched to its transaction on this
-    /// (receiving) thread, sparing a hand-off to a worker; replies to the host's own requests
-    /// (DMQ, t_replicate) and relayed replies without a t_on_reply route end here. True when
-    /// handled (or dropped); false sends it to a worker as usual.
-    private func handleReplyHere(_ inbound: SIPInbound) -> Bool {
-        guard let table = tm.table, let sip = try? SIPMessage(inbound.bytes, framing: .datagram), !sip.isRequest else { return false }
+    enum InlineReply {
+        /// Not a reply taken here: the worker's `handleSIP` takes it.
+        case no
+        /// Matched and done, or matching nothing and dropped.
+        case handled
+        /// Matched; its transaction's reply route must run (`ScriptWorker.continueReply`).
+        case needsLua(SIPMessage, [TMCore.Table.Action])
+    }
+
+    /// A UDP reply when the script has no core reply route (nor onsend route): matched to its
+    /// transaction on the thread that read it, without the Lua state; replies to the host's own
+    /// requests (DMQ, t_replicate) and relayed replies without a t_on_reply route end here.
+    static func takeReply(_ inbound: SIPInbound, sip core: SIPCore, tm: TMCore) -> InlineReply {
+        guard inbound.connection == nil, core.inlineReplies.load(ordering: .relaxed),
+              inbound.bytes.starts(with: statusPrefix), let table = tm.table,
+              let sip = try? SIPMessage(inbound.bytes, framing: .datagram), !sip.isRequest else { return .no }
         switch table.receiveResponse(sip, now: SystemClock().nowNanos()) {
         case .notFound:
-            return true
+            return .handled
         case .matched(_, let actions):
             let needsLua = actions.contains { action in
                 if case .response(_, _, _, .network, let context) = action { return context.replyRoute != nil }
                 return false
             }
-            if needsLua {
-                post { $0.continueReply(sip, inbound, actions) }
-            } else {
-                tm.perform(actions)
-            }
-            return true
+            if needsLua { return .needsLua(sip, actions) }
+            tm.perform(actions)
+            return .handled
         }
     }
 
@@ -399,10 +414,16 @@ final class SIPDispatcher: Sendable {
         (next.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max) % workers.count
     }
 
+    /// A message from the event loop (TCP; UDP too when the receivers cannot read it).
     func dispatch(_ inbound: SIPInbound) {
-        if inbound.connection == nil, sip.inlineReplies.load(ordering: .relaxed), inbound.bytes.starts(with: Self.statusPrefix),
-           handleReplyHere(inbound) {
+        switch Self.takeReply(inbound, sip: sip, tm: tm) {
+        case .handled:
             return
+        case .needsLua(let reply, let actions):
+            post { $0.continueReply(reply, inbound, actions) }
+            return
+        case .no:
+            break
         }
         let n = workers.count
         let i = inbound.connection.map { Int($0.id % UInt64(n)) } ?? nextIndex()

@@ -64,6 +64,8 @@ final class ScriptWorker: WorkerBody {
     private var sleeperSeq: UInt64 = 0
     /// Suspended requests due to continue here (`KSR.async.route`, `ms_route`).
     private var delayed = Heap<Delayed>()
+    /// SIP receivers: the UDP listeners, read on this thread.
+    private var udpReader: SIPUDPReader?
 
     struct Delayed: Comparable {
         let wake: UInt64
@@ -183,6 +185,28 @@ final class ScriptWorker: WorkerBody {
         ctx.message = ctx.faked
         account(function) { lua.callGlobal(function, args: [argument]) }
         if ctx.message.isFaked { ctx.faked = ctx.message }
+    }
+
+    /// Reads the UDP listeners from now on (`Worker.watch`); messages come to `readable`.
+    func readUDP(_ reader: SIPUDPReader?, on worker: Worker) {
+        guard let reader else { return }
+        udpReader = reader
+        for fd in reader.descriptors where !worker.watch(fd, exclusive: true) {
+            logger.error("\(name): cannot wait on UDP socket \(fd): it is left to the other receivers", metadata: ["ksr.module": "sip"])
+        }
+    }
+
+    func readable(_ fd: CInt) {
+        udpReader?.read(fd) { inbound in
+            switch SIPDispatcher.takeReply(inbound, sip: ctx.runtime.sip, tm: ctx.runtime.tm) {
+            case .handled:
+                break
+            case .needsLua(let reply, let actions):
+                continueReply(reply, inbound, actions)
+            case .no:
+                handleSIP(inbound)
+            }
+        }
     }
 
     /// Handles a SIP message from the transport: `ksr_request_route` for a request,
@@ -440,7 +464,10 @@ final class ScriptWorker: WorkerBody {
     var luaMemory: Int { lua.memoryInUse }
     var timerDefinitions: [TimerDefinition] { timers }
 
-    func shutdown() {}
+    func shutdown() {
+        udpReader?.close()
+        udpReader = nil
+    }
 }
 
 extension WorkerContext {
