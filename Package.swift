@@ -13,6 +13,14 @@ let hotPath: [SwiftSetting] = strict + [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
 
+/// Generic engines used across a module boundary (the transaction table, generic over the
+/// host's peer and context types) run unspecialized there: every call looks up generic
+/// metadata and copies values through witness tables, under the table's lock. Release builds
+/// make their bodies available to the host module, which specializes them.
+let specialized: [SwiftSetting] = strict + [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "KSRHost",
     platforms: [.macOS(.v15)],
@@ -68,7 +76,7 @@ let package = Package(
         // The hand-written SIP codec (RFC 3261 messages, lazy header parsing). No I/O.
         .target(name: "SIP", dependencies: ["KSRBase"], swiftSettings: strict),
         // RFC 3261 §17 transactions as state machines over an injected clock: no I/O.
-        .target(name: "SIPTransaction", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),
+        .target(name: "SIPTransaction", dependencies: ["SIP", "KSRBase"], swiftSettings: specialized),
         // Kamailio DMQ's protocol engine: node addresses, node-list bodies, membership, KDMQ
         // requests. No I/O, no Lua, no threads of its own.
         .target(name: "DMQ", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),

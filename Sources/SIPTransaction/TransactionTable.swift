@@ -185,7 +185,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func lookupRequest(_ request: SIPMessage, now: UInt64) -> RequestMatch {
         guard let key = try? TransactionKey.server(for: request) else { return .notFound }
         return storage.withLock { s -> RequestMatch in
-            guard let id = s.server[key], s.entries[id] != nil else { return .notFound }
+            guard let id = s.server[key], s.entries.index(forKey: id) != nil else { return .notFound }
             var actions: [Action] = []
             // The machine changes in place (a copy of the entry would copy its buffers).
             if request.method == .ack {
@@ -302,7 +302,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         return try storage.withLock { s throws(TransactionError) -> (TransactionID, [Action]) in
             guard s.client[key] == nil else { throw .duplicate }
             if let parent {
-                guard let p = s.entries[parent], p.machine.kind.isServer else { throw .notFound }
+                guard s.peek(parent, { $0.machine.kind.isServer }) == true else { throw .notFound }
             }
             let machine: Machine = method == .invite
                 ? .inviteClient(ClientInviteTransaction(request: request, reliable: reliable, timers: t))
@@ -324,7 +324,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func receiveResponse(_ response: SIPMessage, now: UInt64) -> ResponseMatch {
         guard let key = try? TransactionKey.client(forResponse: response) else { return .notFound }
         return storage.withLock { s -> ResponseMatch in
-            guard let id = s.client[key], s.entries[id] != nil else { return .notFound }
+            guard let id = s.client[key], s.entries.index(forKey: id) != nil else { return .notFound }
             let effects = s.entries[id]!.machine.receive(response: response, now: now)
             var actions: [Action] = []
             s.apply(id, effects, now: now, into: &actions)
@@ -442,7 +442,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     @discardableResult
     public func withContext<R: Sendable>(of id: TransactionID, _ body: (inout Context) -> R) -> R? {
         storage.withLock { s -> R? in
-            guard s.entries[id] != nil else { return nil }
+            guard s.entries.index(forKey: id) != nil else { return nil }
             return body(&s.entries[id]!.context)
         }
     }
