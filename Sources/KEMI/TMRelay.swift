@@ -78,7 +78,7 @@ extension WorkerContext {
         }
         let via = SIPProxy.OutgoingVia(transport: proto == .tcp ? "TCP" : "UDP", host: listener.ip, port: listener.port)
         let forward = SIPProxy.forwardRequest(HeaderLump.apply(message.lumps, to: message.sip), via: via,
-                                              branch: table.generateBranch(), requestURI: message.newRequestURI)
+                                              branch: table.generateBranch(forRequest: message.sip), requestURI: message.newRequestURI)
         let fr: SIPProxy.ForwardedRequest
         switch forward {
         case .forward(let f): fr = f

@@ -2,13 +2,15 @@ import Synchronization
 
 private let branchCounter = Atomic<UInt64>(0)
 
-/// Via branch values: `z9hG4bK` + a process-wide counter (base 36, so values are unique for the
-/// process) + `.` + 16 characters from the system's cryptographic generator (so they cannot be
-/// guessed, nor collide with another process's).
+/// Via branch values: `z9hG4bK` + one hex digit (the transaction table's shard) + a
+/// process-wide counter (base 36, so values are unique for the process) + `.` + 16 characters
+/// from the system's cryptographic generator (so they cannot be guessed, nor collide with
+/// another process's).
 public enum BranchGenerator {
-    public static func next() -> String {
+    public static func next(shard: Int = 0) -> String {
         let n = branchCounter.add(1, ordering: .relaxed).newValue
-        return sipMagicCookie + String(n, radix: 36) + "." + TransactionMessages.randomToken(count: 16)
+        return sipMagicCookie + String(shard & 15, radix: 16) + String(n, radix: 36) + "."
+            + TransactionMessages.randomToken(count: 16)
     }
 }
 

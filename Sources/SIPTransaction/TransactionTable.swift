@@ -13,13 +13,18 @@ import Synchronization
 ///
 /// `Peer` is where a transaction's messages go (the host's address/connection/socket);
 /// `Context` is the host's per-transaction data (Lua route names, ...), copied into the
-/// actions that concern the transaction. Thread-safe: all state is behind one mutex, so
-/// receiver workers can share a table.
+/// actions that concern the transaction. Thread-safe: the transactions are spread over
+/// `shardCount` shards, each behind its own mutex, so that receiver workers sharing a table
+/// rarely wait for each other. A transaction's shard follows from its Via branch alone, so a
+/// request, its ACK and its CANCEL meet in one shard; the branches of a relayed request are
+/// put in their server transaction's shard (`generateBranch(for:)`), so that every operation
+/// takes exactly one lock.
 ///
 /// Typical use (a stateful proxy, Kamailio's `t_relay`):
 /// 1. request in: `lookupRequest` → `.retransmission`/`.ack` absorbed (perform the actions),
 ///    `.notFound` → run the script; `createServerTransaction` (`t_newtran`);
-/// 2. `SIPProxy.forwardRequest` with `generateBranch()`, then `startClientTransaction(parent:)`;
+/// 2. `SIPProxy.forwardRequest` with `generateBranch(for:)` (or `generateBranch(forRequest:)`),
+///    then `startClientTransaction(parent:)`;
 /// 3. response in: `receiveResponse` → `.response` actions (run the reply route, then
 ///    `relayResponse` for provisional and 2xx responses);
 ///    `.allBranchesFailed` → run the failure route, or `relayResponse(best)`;
@@ -156,15 +161,58 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         var stats = Stats()
     }
 
+    final class Shard: Sendable {
+        let storage: Mutex<Storage>
+        init(_ storage: Storage) { self.storage = Mutex(storage) }
+    }
+
+    /// How many shards (locks) the transactions are spread over: a power of two, at most 16
+    /// (one hex digit of our branches names it).
+    public static var shardCount: Int { 16 }
+
     /// The timers new transactions get unless given their own.
     public let timers: TransactionTimers
-    private let storage: Mutex<Storage>
+    private let shards: [Shard]
     private let hint = ScheduledHint()
+    private let branchShard = Atomic<Int>(0)
 
+    /// `capacity`: about how many transactions to make room for up front (spread over the shards,
+    /// with room for an uneven spread).
     public init(timers: TransactionTimers = TransactionTimers(), capacity: Int = 0) {
         self.timers = timers
-        storage = Mutex(Storage(hint: hint, capacity: capacity))
+        let perShard = capacity > 0 ? capacity / Self.shardCount * 2 : 0
+        var made: [Shard] = []
+        let hint = self.hint
+        for _ in 0..<Self.shardCount { made.append(Shard(Storage(hint: hint, capacity: perShard))) }
+        shards = made
     }
+
+    /// The shard of a key: from the branch alone. Our branches carry it as their first hex digit
+    /// after the magic cookie; other branches (a server transaction's) are hashed.
+    static func shardIndex(_ key: TransactionKey) -> Int {
+        shardIndex(branch: key.branch, ours: !key.isServer)
+    }
+
+    static func shardIndex(branch: String, ours: Bool) -> Int {
+        let utf8 = branch.utf8
+        if ours, utf8.count > 7, let digit = hexValue(utf8[utf8.index(utf8.startIndex, offsetBy: 7)]) {
+            return digit & (shardCount - 1)
+        }
+        var h: UInt32 = 2_166_136_261  // FNV-1a
+        for b in utf8 { h = (h ^ UInt32(b)) &* 16_777_619 }
+        return Int(h >> 8) & (shardCount - 1)
+    }
+
+    private static func hexValue(_ c: UInt8) -> Int? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(c - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(c - UInt8(ascii: "a")) + 10
+        default: nil
+        }
+    }
+
+    @inline(__always) private func shard(_ key: TransactionKey) -> Shard { shards[Self.shardIndex(key)] }
+    @inline(__always) private func shard(_ id: TransactionID) -> Shard { shards[Int(id.index) & (Self.shardCount - 1)] }
 
     /// The earliest deadline any operation scheduled since `clearNewDeadlines()` (UInt64.max:
     /// none), without taking the table's lock: lets a timer thread be woken only when an
@@ -174,8 +222,24 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// Forgets the deadlines `earliestNewDeadline` reported (call before `nextDeadline()`).
     public func clearNewDeadlines() { hint.earliest.store(UInt64.max, ordering: .releasing) }
 
-    /// A new Via branch (`z9hG4bK...`, unique and unguessable).
-    public func generateBranch() -> String { BranchGenerator.next() }
+    /// A new Via branch (`z9hG4bK...`, unique and unguessable) for a client transaction with
+    /// no parent; successive ones go to successive shards.
+    public func generateBranch() -> String {
+        BranchGenerator.next(shard: branchShard.wrappingAdd(1, ordering: .relaxed).oldValue & (Self.shardCount - 1))
+    }
+
+    /// A branch for a client transaction of server transaction `parent` (a relayed request):
+    /// it lands in the parent's shard, as `startClientTransaction(parent:)` requires.
+    public func generateBranch(for parent: TransactionID) -> String {
+        BranchGenerator.next(shard: Int(parent.index) & (Self.shardCount - 1))
+    }
+
+    /// A branch for relaying `request`: in the shard of the server transaction it has or will
+    /// have (so it can be made a branch of it); any branch if it cannot have one.
+    public func generateBranch(forRequest request: SIPMessage) -> String {
+        guard let key = try? TransactionKey.server(for: request) else { return generateBranch() }
+        return BranchGenerator.next(shard: Self.shardIndex(key))
+    }
 
     // MARK: Server side
 
@@ -184,7 +248,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// final response. Requests without an RFC 3261 branch are never matched.
     public func lookupRequest(_ request: SIPMessage, now: UInt64) -> RequestMatch {
         guard let key = try? TransactionKey.server(for: request) else { return .notFound }
-        return storage.withLock { s -> RequestMatch in
+        return shard(key).storage.withLock { s -> RequestMatch in
             guard let id = s.server[key], s.entries.index(forKey: id) != nil else { return .notFound }
             var actions: [Action] = []
             // The machine changes in place (a copy of the entry would copy its buffers).
@@ -208,7 +272,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         guard method != .ack else { throw .ackCreatesNoTransaction }
         let key = try TransactionKey.server(for: request)
         let t = timers ?? self.timers
-        return storage.withLock { s -> CreateResult in
+        return shard(key).storage.withLock { s -> CreateResult in
             if let id = s.server[key], var e = s.entries[id] {
                 var actions: [Action] = []
                 let effects = e.machine.receiveRetransmission(now: now)
@@ -234,14 +298,14 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// The INVITE server transaction a received CANCEL cancels (same branch and sent-by).
     public func inviteTransaction(cancelledBy cancel: SIPMessage) -> TransactionID? {
         guard cancel.method == .cancel, let key = try? TransactionKey.cancelledInvite(by: cancel) else { return nil }
-        return storage.withLock { $0.server[key] }
+        return shard(key).storage.withLock { $0.server[key] }
     }
 
     /// Sends a response on server transaction `id` (Kamailio `t_reply`). A final response of an
     /// INVITE server transaction also cancels its pending branches (RFC 3261 §16.7 step 10), as
     /// does a 6xx received on one of its branches (step 5).
     public func reply(_ id: TransactionID, status: Int, bytes: [UInt8], now: UInt64) throws(TransactionError) -> [Action] {
-        try storage.withLock { s throws(TransactionError) -> [Action] in
+        try shard(id).storage.withLock { s throws(TransactionError) -> [Action] in
             guard var e = s.entries[id] else { throw .notFound }
             let effects = try e.machine.respond(status: status, bytes: bytes, now: now)
             s.entries[id] = e
@@ -266,7 +330,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// retransmissions and arms fr_timer (fr_inv_timer for INVITE), after which the host gets
     /// `.serverTimeout(id, .finalResponse, _)`.
     public func suspend(_ id: TransactionID, now: UInt64) throws(TransactionError) {
-        try storage.withLock { s throws(TransactionError) in
+        try shard(id).storage.withLock { s throws(TransactionError) in
             guard var e = s.entries[id] else { throw .notFound }
             let effects = try e.machine.suspend(now: now)
             s.entries[id] = e
@@ -278,7 +342,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// Ends the suspension (Kamailio `t_continue`). Throws `.notSuspended` when it was not
     /// suspended or its suspension timed out already (the script must not continue then).
     public func resume(_ id: TransactionID, now: UInt64) throws(TransactionError) {
-        try storage.withLock { s throws(TransactionError) in
+        try shard(id).storage.withLock { s throws(TransactionError) in
             guard var e = s.entries[id] else { throw .notFound }
             let effects = try e.machine.resume()
             s.entries[id] = e
@@ -299,7 +363,10 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         guard method != .ack else { throw .ackCreatesNoTransaction }
         let key = try TransactionKey.client(forRequest: request)
         let t = timers ?? self.timers
-        return try storage.withLock { s throws(TransactionError) -> (TransactionID, [Action]) in
+        if let parent, Int(parent.index) & (Self.shardCount - 1) != Self.shardIndex(key) {
+            throw .malformed("the branch of a relayed request must come from generateBranch(for:) or generateBranch(forRequest:)")
+        }
+        return try shard(key).storage.withLock { s throws(TransactionError) -> (TransactionID, [Action]) in
             guard s.client[key] == nil else { throw .duplicate }
             if let parent {
                 guard s.peek(parent, { $0.machine.kind.isServer }) == true else { throw .notFound }
@@ -323,7 +390,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// Matches a received response to its client transaction (top Via branch + CSeq method).
     public func receiveResponse(_ response: SIPMessage, now: UInt64) -> ResponseMatch {
         guard let key = try? TransactionKey.client(forResponse: response) else { return .notFound }
-        return storage.withLock { s -> ResponseMatch in
+        return shard(key).storage.withLock { s -> ResponseMatch in
             guard let id = s.client[key], s.entries.index(forKey: id) != nil else { return .notFound }
             let effects = s.entries[id]!.machine.receive(response: response, now: now)
             var actions: [Action] = []
@@ -335,7 +402,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// Cancels INVITE client transaction `id`: a CANCEL client transaction is started now if a
     /// provisional response has arrived, else as soon as one does.
     public func cancel(_ id: TransactionID, now: UInt64) throws(TransactionError) -> [Action] {
-        try storage.withLock { s throws(TransactionError) -> [Action] in
+        try shard(id).storage.withLock { s throws(TransactionError) -> [Action] in
             guard var e = s.entries[id] else { throw .notFound }
             let effects = try e.machine.requestCancel(now: now)
             s.entries[id] = e
@@ -348,7 +415,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// Cancels every INVITE branch of server transaction `id` that has no final response
     /// (a CANCEL came in, or a final response was sent another way).
     public func cancelBranches(of id: TransactionID, now: UInt64) throws(TransactionError) -> [Action] {
-        try storage.withLock { s throws(TransactionError) -> [Action] in
+        try shard(id).storage.withLock { s throws(TransactionError) -> [Action] in
             guard let e = s.entries[id] else { throw .notFound }
             var actions: [Action] = []
             s.cancelPendingBranches(of: e, now: now, into: &actions)
@@ -361,7 +428,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// The transport could not send for transaction `id`: a client transaction delivers a 503
     /// (if it had no final response) and terminates; a server transaction terminates.
     public func transportError(_ id: TransactionID, now: UInt64) -> [Action] {
-        storage.withLock { s -> [Action] in
+        shard(id).storage.withLock { s -> [Action] in
             guard var e = s.entries[id] else { return [] }
             s.stats.transportErrors += 1
             let effects = e.machine.transportError()
@@ -374,7 +441,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
 
     /// Terminates transaction `id` at once (nothing delivered, only `.terminated`).
     public func terminate(_ id: TransactionID, now: UInt64) -> [Action] {
-        storage.withLock { s -> [Action] in
+        shard(id).storage.withLock { s -> [Action] in
             guard var e = s.entries[id] else { return [] }
             let effects = e.machine.terminate()
             s.entries[id] = e
@@ -386,39 +453,46 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
 
     /// The earliest time `fire(now:)` has work, if any.
     public func nextDeadline() -> UInt64? {
-        storage.withLock { s -> UInt64? in
-            while let top = s.heap.peek {
-                if s.peek(top.id, { $0.scheduledAt }) == top.at { return top.at }
-                s.heap.pop()
+        var earliest: UInt64?
+        for shard in shards {
+            let next = shard.storage.withLock { s -> UInt64? in
+                while let top = s.heap.peek {
+                    if s.peek(top.id, { $0.scheduledAt }) == top.at { return top.at }
+                    s.heap.pop()
+                }
+                return nil
             }
-            return nil
+            if let next, next < earliest ?? .max { earliest = next }
         }
+        return earliest
     }
 
     /// Runs every timer due at `now`.
     public func fire(now: UInt64) -> [Action] {
-        storage.withLock { s -> [Action] in
-            var actions: [Action] = []
-            while let top = s.heap.peek, top.at <= now {
-                s.heap.pop()
-                guard s.peek(top.id, { $0.scheduledAt }) == top.at else { continue }
-                s.entries[top.id]!.scheduledAt = nil
-                let effects = s.entries[top.id]!.machine.fire(now: now)
-                s.apply(top.id, effects, now: now, into: &actions)
+        var actions: [Action] = []
+        for shard in shards {
+            shard.storage.withLock { s in
+                while let top = s.heap.peek, top.at <= now {
+                    s.heap.pop()
+                    guard s.peek(top.id, { $0.scheduledAt }) == top.at else { continue }
+                    s.entries[top.id]!.scheduledAt = nil
+                    let effects = s.entries[top.id]!.machine.fire(now: now)
+                    s.apply(top.id, effects, now: now, into: &actions)
+                }
             }
-            return actions
         }
+        return actions
     }
 
     // MARK: Lookup and data
 
     /// The transaction (server or client, per `key.isServer`) with this key, without touching it.
     public func find(_ key: TransactionKey) -> TransactionID? {
-        storage.withLock { key.isServer ? $0.server[key] : $0.client[key] }
+        shard(key).storage.withLock { key.isServer ? $0.server[key] : $0.client[key] }
     }
 
     public func info(_ id: TransactionID) -> Info? {
-        storage.withLock { s -> Info? in
+        shard(id).storage.withLock { s -> Info? in
             guard let e = s.entries[id] else { return nil }
             return Info(id: id, kind: e.machine.kind, key: e.key, method: e.machine.request.method ?? .other(""),
                         state: e.machine.state, reliable: e.machine.reliable,
@@ -430,39 +504,50 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
 
     /// The request the transaction was created for (server: as received; client: as sent).
     public func request(of id: TransactionID) -> SIPMessage? {
-        storage.withLock { $0.entries[id]?.machine.request }
+        shard(id).storage.withLock { $0.entries[id]?.machine.request }
     }
 
     public func context(of id: TransactionID) -> Context? {
-        storage.withLock { $0.entries[id]?.context }
+        shard(id).storage.withLock { $0.entries[id]?.context }
     }
 
     /// Changes a transaction's context in place; nil when there is no such transaction.
     /// `body` runs under the table's lock: keep it short and do not call the table from it.
     @discardableResult
     public func withContext<R: Sendable>(of id: TransactionID, _ body: (inout Context) -> R) -> R? {
-        storage.withLock { s -> R? in
+        shard(id).storage.withLock { s -> R? in
             guard s.entries.index(forKey: id) != nil else { return nil }
             return body(&s.entries[id]!.context)
         }
     }
 
     public var stats: Stats {
-        storage.withLock { s -> Stats in
-            var st = s.stats
-            st.activeServer = s.server.count
-            st.activeClient = s.client.count
-            return st
+        var total = Stats()
+        for shard in shards {
+            shard.storage.withLock { s in
+                total.activeServer += s.server.count
+                total.activeClient += s.client.count
+                total.createdServer += s.stats.createdServer
+                total.createdClient += s.stats.createdClient
+                total.absorbedRetransmissions += s.stats.absorbedRetransmissions
+                total.sentRetransmissions += s.stats.sentRetransmissions
+                total.clientTimeouts += s.stats.clientTimeouts
+                total.serverTimeouts += s.stats.serverTimeouts
+                total.transportErrors += s.stats.transportErrors
+            }
         }
+        return total
     }
 
     /// How many transactions exist.
-    public var count: Int { storage.withLock { $0.entries.count } }
+    public var count: Int { shards.reduce(0) { n, shard in n + shard.storage.withLock { $0.entries.count } } }
 }
 
 extension TransactionTable.Storage {
+    /// An unused ID in this shard: Kamailio's 16-bit hash index, whose low bits name the shard.
     mutating func allocateID(for key: TransactionKey) -> TransactionID {
-        let index = UInt32(truncatingIfNeeded: key.hashValue) & 0xFFFF
+        let mask = UInt32(TransactionTable.shardCount - 1)
+        let index = UInt32(truncatingIfNeeded: key.hashValue) & 0xFFFF & ~mask | UInt32(TransactionTable.shardIndex(key))
         while true {
             nextLabel &+= 1
             if nextLabel == 0 { nextLabel = 1 }

@@ -8,7 +8,7 @@ import Testing
 func relay(_ table: Table, _ req: SIPMessage, parent: TransactionID?, peer: String, reliable: Bool = false,
            ctx: Ctx = Ctx(), now: UInt64) throws -> (id: TransactionID, request: SIPMessage, actions: [Table.Action]) {
     let via = SIPProxy.OutgoingVia(host: "203.0.113.5", port: 5060)
-    guard case .forward(let f) = SIPProxy.forwardRequest(req, via: via, branch: table.generateBranch()) else {
+    guard case .forward(let f) = SIPProxy.forwardRequest(req, via: via, branch: parent.map(table.generateBranch(for:)) ?? table.generateBranch()) else {
         throw TransactionError.malformed("not forwarded")
     }
     let (id, actions) = try table.startClientTransaction(request: f.message, peer: peer, reliable: reliable,
@@ -430,4 +430,54 @@ struct TransactionTableTests {
 
 extension Table.Action {
     var isSend: Bool { if case .send = self { true } else { false } }
+}
+
+@Suite("TransactionTable shards")
+struct TransactionTableShardTests {
+    @Test("a branch lands in its parent's shard; a foreign branch for a parent is refused")
+    func branchesFollowTheirParent() throws {
+        let table = Table()
+        let inv = try request("INVITE")
+        let sid = try #require(created(try table.createServerTransaction(for: inv, peer: "up", reliable: false, context: Ctx(), now: 0)))
+        for _ in 0..<40 {
+            let b = try relay(table, inv, parent: sid, peer: "b", now: 0)
+            #expect(b.id.index & UInt32(Table.shardCount - 1) == sid.index & UInt32(Table.shardCount - 1))
+        }
+        #expect(table.info(sid)?.branches.count == 40)
+        // The same branch as the server transaction's shard would pick: accepted.
+        let via = SIPProxy.OutgoingVia(host: "203.0.113.5", port: 5060)
+        guard case .forward(let ok) = SIPProxy.forwardRequest(inv, via: via, branch: table.generateBranch(forRequest: inv)) else {
+            Issue.record("not forwarded")
+            return
+        }
+        _ = try table.startClientTransaction(request: ok.message, peer: "c", reliable: false, context: Ctx(), parent: sid, now: 0)
+        // A branch from another shard cannot be made a branch of it.
+        var refused = 0
+        for _ in 0..<Table.shardCount {
+            guard case .forward(let f) = SIPProxy.forwardRequest(inv, via: via, branch: table.generateBranch()) else { continue }
+            do {
+                _ = try table.startClientTransaction(request: f.message, peer: "x", reliable: false, context: Ctx(), parent: sid, now: 0)
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(refused == Table.shardCount - 1)
+    }
+
+    @Test("transactions spread over every shard; stats add up")
+    func spreadAndStats() throws {
+        let table = Table()
+        var shards = Set<UInt32>()
+        for i in 0..<200 {
+            let (id, _, _) = try relay(table, try request("OPTIONS", branch: "z9hG4bKsrv\(i)"), parent: nil, peer: "b", now: 0)
+            shards.insert(id.index & UInt32(Table.shardCount - 1))
+            _ = try table.createServerTransaction(for: try request("MESSAGE", branch: "z9hG4bK-\(i)-x"), peer: "u",
+                                                  reliable: false, context: Ctx(), now: 0)
+        }
+        #expect(shards.count == Table.shardCount)
+        #expect(table.count == 400)
+        let stats = table.stats
+        #expect(stats.createdClient == 200 && stats.activeClient == 200)
+        #expect(stats.createdServer == 200 && stats.activeServer == 200)
+    }
 }
