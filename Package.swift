@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CKSRSys"),
         // Shared vocabulary of the engines: clocks, Kamailio's "k=v;" parameter syntax,
         // the kamailio.cfg reader and configuration errors. No Lua, no threads.
-        .target(name: "KSRBase", swiftSettings: strict),
+        .target(name: "KSRBase", dependencies: ["CKSRSys"], swiftSettings: strict),
         .target(name: "LuaBridge", dependencies: ["CLua"], swiftSettings: strict),
         .target(
             name: "RTimer",

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -10,7 +11,26 @@
 #if defined(__linux__)
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
+
+static _Thread_local uint64_t random_pool[64];
+static _Thread_local unsigned random_left = 0;
+
+unsigned long long ksr_random64(void) {
+    if (random_left == 0) {
+        size_t got = 0;
+        while (got < sizeof random_pool) {
+            ssize_t n = getrandom((char *)random_pool + got, sizeof random_pool - got, 0);
+            if (n > 0) got += (size_t)n;
+            else if (n < 0 && errno != EINTR) abort();  /* no kernel randomness: nothing safe to hand out */
+        }
+        random_left = 64;
+    }
+    uint64_t v = random_pool[--random_left];
+    random_pool[random_left] = 0;  /* a drawn value does not stay in memory */
+    return v;
+}
 
 int ksr_recv_datagrams(int fd, ksr_datagram *slots, unsigned n) {
     struct mmsghdr msgs[64];
@@ -88,6 +108,12 @@ int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) {
 
 #else
 
+#include <stdlib.h>
+unsigned long long ksr_random64(void) {
+    unsigned long long v;
+    arc4random_buf(&v, sizeof v);
+    return v;
+}
 int ksr_recv_datagrams(int fd, ksr_datagram *slots, unsigned n) { (void)fd; (void)slots; (void)n; errno = ENOSYS; return -1; }
 int ksr_eventfd(void) { errno = ENOSYS; return -1; }
 void ksr_eventfd_signal(int fd) { (void)fd; }

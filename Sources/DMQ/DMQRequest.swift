@@ -26,20 +26,48 @@ public enum DMQRequest {
                              viaHost: String, viaPort: Int, branch: String, callID: String,
                              fromTag: String, maxForwards: Int, contentType: String,
                              body: some Collection<UInt8>, userAgent: String) -> [UInt8] {
+        // Written straight into the buffer: this runs for every KDMQ a node sends.
         let ruri = to.channelURI(channel)
-        let host = viaHost.contains(":") && !viaHost.hasPrefix("[") ? "[" + viaHost + "]" : viaHost
-        var headers: [SIPHeader] = [
-            SIPHeader("Via", "SIP/2.0/" + to.transport.viaToken + " " + host + ":" + String(viaPort)
-                + ";branch=" + branch),
-            SIPHeader("To", "<" + ruri + ">"),
-            SIPHeader("From", "<" + local.channelURI(channel) + ">;tag=" + fromTag),
-            SIPHeader("CSeq", "10 KDMQ"),
-            SIPHeader("Call-ID", callID),
-            SIPHeader("Content-Length", "0"),
-        ]
-        if !userAgent.isEmpty { headers.append(SIPHeader("User-Agent", userAgent)) }
-        headers.append(SIPHeader("Max-Forwards", String(maxForwards)))
-        if !contentType.isEmpty { headers.append(SIPHeader("Content-Type", contentType)) }
-        return SIPRequestBuilder.request(method: .kdmq, requestURI: ruri, headers: headers, body: Array(body))
+        var out: [UInt8] = []
+        out.reserveCapacity(256 + 2 * ruri.utf8.count + branch.utf8.count + callID.utf8.count + body.count)
+        out.append("KDMQ ")
+        out.appendSingleLine(ruri)
+        out.append(" SIP/2.0\r\nVia: SIP/2.0/")
+        out.appendSingleLine(to.transport.viaToken)
+        out.append(" ")
+        if viaHost.contains(":") && !viaHost.hasPrefix("[") {
+            out.append("[")
+            out.appendSingleLine(viaHost)
+            out.append("]")
+        } else {
+            out.appendSingleLine(viaHost)
+        }
+        out.append(":")
+        out.appendDecimal(viaPort)
+        out.append(";branch=")
+        out.appendSingleLine(branch)
+        out.append("\r\nTo: <")
+        out.appendSingleLine(ruri)
+        out.append(">\r\nFrom: <")
+        out.appendSingleLine(local.channelURI(channel))
+        out.append(">;tag=")
+        out.appendSingleLine(fromTag)
+        out.append("\r\nCSeq: 10 KDMQ\r\nCall-ID: ")
+        out.appendSingleLine(callID)
+        out.append("\r\nContent-Length: ")
+        out.appendDecimal(body.count)
+        if !userAgent.isEmpty {
+            out.append("\r\nUser-Agent: ")
+            out.appendSingleLine(userAgent)
+        }
+        out.append("\r\nMax-Forwards: ")
+        out.appendDecimal(maxForwards)
+        if !contentType.isEmpty {
+            out.append("\r\nContent-Type: ")
+            out.appendSingleLine(contentType)
+        }
+        out.append("\r\n\r\n")
+        out.append(contentsOf: body)
+        return out
     }
 }

@@ -111,9 +111,9 @@ public final class DMQService: Sendable {
               notify: Bool, fast: Bool = false) -> Bool {
         guard let table = tm.table else { return false }
         guard let (destination, via) = route(to: node) else { return false }
-        // Call-ID: unique by the counter; one random draw (one system call) serves both.
+        // Call-ID: unique by the counter; one random draw serves both.
         let n = sequence.wrappingAdd(1, ordering: .relaxed).oldValue
-        var g = SystemRandomNumberGenerator()
+        var g = FastRandom()
         let r: UInt64 = g.next()
         let callID = String(n, radix: 16) + "-" + String(r >> 32, radix: 16) + callIDSuffix
         let bytes = DMQRequest.build(

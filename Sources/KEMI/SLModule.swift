@@ -60,17 +60,19 @@ struct SLModule: KEMIModule {
         ]
     }
 
-    /// The To-tag of stateless replies: a hash of Call-ID, From-tag and the top Via branch,
-    /// so a retransmitted request gets the same tag.
+    /// The To-tag of stateless replies: a hash of the Call-ID, From and top Via header values
+    /// (the From-tag and the branch with them), so a retransmitted request gets the same tag.
+    /// Hashed as received, without parsing those headers.
     static func toTag(for sip: SIPMessage) -> String {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        func mix(_ s: String?) {
-            for b in (s ?? "").utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-            h = (h ^ 0xff) &* 0x0000_0100_0000_01b3
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        sip.bytes.withUnsafeBufferPointer { bytes in
+            for kind in [SIPHeaderKind.callID, .from, .via] {
+                if let field = sip.firstField(kind) {
+                    for i in field.valueRange { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01b3 }
+                }
+                h = (h ^ 0xff) &* 0x0000_0100_0000_01b3
+            }
         }
-        mix(sip.callID)
-        mix(sip.from?.tag)
-        mix(sip.via?.parameters.first(named: "branch")?.value)
         let hex = String(h, radix: 16)
         return "ksr" + String(repeating: "0", count: 16 - hex.count) + hex
     }

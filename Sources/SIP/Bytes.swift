@@ -145,7 +145,8 @@ func equalsIgnoringCase(_ a: Bytes, _ ar: Range<Int>, _ b: Bytes, _ br: Range<In
 }
 
 extension Array where Element == UInt8 {
-    @inline(__always) mutating func append(_ s: StaticString) {
+    /// Appends the bytes of a literal.
+    @inline(__always) public mutating func append(_ s: StaticString) {
         append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
@@ -160,7 +161,7 @@ extension Array where Element == UInt8 {
 
     /// Appends `s` with every CR or LF replaced by a space: header values and reason phrases
     /// handed in by callers can never end the line early.
-    mutating func appendSingleLine(_ s: String) {
+    public mutating func appendSingleLine(_ s: String) {
         var s = s
         s.withUTF8 { p in
             let start = count
@@ -173,7 +174,8 @@ extension Array where Element == UInt8 {
         }
     }
 
-    mutating func appendDecimal(_ value: Int) {
+    /// Appends `value` in decimal, without making a String.
+    public mutating func appendDecimal(_ value: Int) {
         if value < 0 {
             append(UInt8(ascii: "-"))
             appendDecimal(value == Int.min ? Int.max : -value)

@@ -1,3 +1,4 @@
+import KSRBase
 import SIP
 
 /// The requests and responses the transaction layer makes up itself.
@@ -78,9 +79,9 @@ public enum TransactionMessages {
     /// A random tag / token of `count` characters from [0-9a-z] (unguessable: the system's
     /// cryptographic generator).
     public static func randomToken(count: Int = 16) -> String {
-        // One 64-bit draw (one getrandom call) gives 8 characters; drawing per character cost
-        // 16 system calls per branch.
-        var g = SystemRandomNumberGenerator()
+        // One 64-bit draw gives 8 characters; the draws come from a per-thread buffer of
+        // kernel randomness (one getrandom call per 64 of them).
+        var g = FastRandom()
         let alphabet: StaticString = "0123456789abcdefghijklmnopqrstuvwxyz"
         return String(unsafeUninitializedCapacity: count) { out in
             var bits: UInt64 = 0

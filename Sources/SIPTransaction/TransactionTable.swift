@@ -140,8 +140,15 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         }
     }
 
+    /// How many server transactions exist, readable without a lock: a host that answers
+    /// statelessly (no server transactions at all) skips the lookup of every request.
+    final class ServerCount: Sendable {
+        let value = Atomic<Int>(0)
+    }
+
     struct Storage: Sendable {
         let hint: ScheduledHint
+        let servers: ServerCount
         var entries: [TransactionID: Entry] = [:]
         var server: [TransactionKey: TransactionID] = [:]
         var client: [TransactionKey: TransactionID] = [:]
@@ -150,8 +157,9 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         /// every entry under the table's lock (a 10-30 ms stall of every worker at 8k and 16k
         /// transactions, seen as delivery-latency spikes in the DMQ benchmark). Untouched
         /// buckets cost address space, not resident memory.
-        init(hint: ScheduledHint, capacity: Int) {
+        init(hint: ScheduledHint, servers: ServerCount, capacity: Int) {
             self.hint = hint
+            self.servers = servers
             entries.reserveCapacity(capacity)
             server.reserveCapacity(capacity)
             client.reserveCapacity(capacity)
@@ -174,6 +182,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public let timers: TransactionTimers
     private let shards: [Shard]
     private let hint = ScheduledHint()
+    private let servers = ServerCount()
     private let branchShard = Atomic<Int>(0)
 
     /// `capacity`: about how many transactions to make room for up front (spread over the shards,
@@ -182,8 +191,8 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         self.timers = timers
         let perShard = capacity > 0 ? capacity / Self.shardCount * 2 : 0
         var made: [Shard] = []
-        let hint = self.hint
-        for _ in 0..<Self.shardCount { made.append(Shard(Storage(hint: hint, capacity: perShard))) }
+        let (hint, servers) = (self.hint, self.servers)
+        for _ in 0..<Self.shardCount { made.append(Shard(Storage(hint: hint, servers: servers, capacity: perShard))) }
         shards = made
     }
 
@@ -247,7 +256,10 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     /// a retransmission (the last response re-sent when there is one) or an ACK for a non-2xx
     /// final response. Requests without an RFC 3261 branch are never matched.
     public func lookupRequest(_ request: SIPMessage, now: UInt64) -> RequestMatch {
-        guard let key = try? TransactionKey.server(for: request) else { return .notFound }
+        // None at all: nothing to parse or lock. (A request whose transaction another worker is
+        // creating right now is absorbed by `createServerTransaction`.)
+        guard servers.value.load(ordering: .relaxed) > 0,
+              let key = try? TransactionKey.server(for: request) else { return .notFound }
         return shard(key).storage.withLock { s -> RequestMatch in
             guard let id = s.server[key], s.entries.index(forKey: id) != nil else { return .notFound }
             var actions: [Action] = []
@@ -287,6 +299,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             s.entries[id] = Entry(machine: machine, key: key, peer: peer, context: context,
                                   parent: nil, isInternalCancel: false)
             s.server[key] = id
+            s.servers.value.add(1, ordering: .relaxed)
             s.stats.createdServer += 1
             var actions: [Action] = []
             let effects = s.entries[id]!.machine.start(now: now)
@@ -588,7 +601,10 @@ extension TransactionTable.Storage {
             case .terminated:
                 guard let e = entries.removeValue(forKey: id) else { return }
                 if e.key.isServer {
-                    if server[e.key] == id { server[e.key] = nil }
+                    if server[e.key] == id {
+                        server[e.key] = nil
+                        servers.value.subtract(1, ordering: .relaxed)
+                    }
                 } else if client[e.key] == id {
                     client[e.key] = nil
                 }
