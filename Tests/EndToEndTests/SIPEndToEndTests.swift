@@ -182,6 +182,11 @@ struct SIPEndToEndTests {
         #expect(reply.contains("Content-Length: 0\r\n\r\n"))
         let second = try #require(peer.receive())
         #expect(second.hasPrefix("SIP/2.0 404 Again\r\n"))
+        // Both stateless replies to one request carry the same To-tag (a hash of the request).
+        func toTag(_ r: String) -> Substring? {
+            r.split(separator: "\r\n").first { $0.hasPrefix("t:") || $0.hasPrefix("To:") }?.split(separator: ";tag=").last
+        }
+        #expect(toTag(reply) != nil && toTag(reply) == toTag(second), "\(reply)\n\(second)")
         #expect(host.waitForStderr { $0.contains("RESULT kx_msgtype=") })
         host.stop()
         let r = ScriptRun(stderr: host.stderr, status: 0, results: ScriptRun.parse(host.stderr)).results
