@@ -35,7 +35,7 @@ public enum DMQRequest {
         out.append(" SIP/2.0\r\nVia: SIP/2.0/")
         out.appendSingleLine(to.transport.viaToken)
         out.append(" ")
-        if viaHost.contains(":") && !viaHost.hasPrefix("[") {
+        if viaHost.utf8.contains(UInt8(ascii: ":")) && !viaHost.hasPrefix("[") {
             out.append("[")
             out.appendSingleLine(viaHost)
             out.append("]")

@@ -23,7 +23,7 @@ public enum SIPProxy {
         /// `SIP/2.0/UDP host:port;branch=...;rport`.
         public func value(branch: String) -> String {
             var h = host
-            if h.contains(":"), !h.hasPrefix("[") { h = "[" + h + "]" }
+            if h.utf8.contains(UInt8(ascii: ":")), !h.hasPrefix("[") { h = "[" + h + "]" }
             var s = "SIP/2.0/" + transport.uppercased() + " " + h
             if let port { s += ":" + String(port) }
             s += ";branch=" + branch

@@ -265,11 +265,11 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             var actions: [Action] = []
             // The machine changes in place (a copy of the entry would copy its buffers).
             if request.method == .ack {
-                guard let effects = s.entries[id]!.machine.receiveACK(now: now) else { return .notFound }
+                guard let effects = s.peek(id, { $0.machine.receiveACK(now: now) }) ?? nil else { return .notFound }
                 s.apply(id, effects, now: now, into: &actions)
                 return .ack(id, actions)
             }
-            let effects = s.entries[id]!.machine.receiveRetransmission(now: now)
+            let effects = s.peek(id) { $0.machine.receiveRetransmission(now: now) } ?? []
             s.apply(id, effects, now: now, into: &actions)
             return .retransmission(id, actions)
         }
@@ -302,7 +302,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             s.servers.value.add(1, ordering: .relaxed)
             s.stats.createdServer += 1
             var actions: [Action] = []
-            let effects = s.entries[id]!.machine.start(now: now)
+            let effects = s.peek(id) { $0.machine.start(now: now) } ?? []
             s.apply(id, effects, now: now, into: &actions)
             return .created(id)
         }
@@ -394,7 +394,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             s.stats.createdClient += 1
             if let parent { s.entries[parent]?.branches.append(Branch(id: id)) }
             var actions: [Action] = []
-            let effects = s.entries[id]!.machine.start(now: now)
+            let effects = s.peek(id) { $0.machine.start(now: now) } ?? []
             s.apply(id, effects, now: now, into: &actions)
             return (id, actions)
         }
@@ -405,7 +405,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         guard let key = try? TransactionKey.client(forResponse: response) else { return .notFound }
         return shard(key).storage.withLock { s -> ResponseMatch in
             guard let id = s.client[key], s.entries.index(forKey: id) != nil else { return .notFound }
-            let effects = s.entries[id]!.machine.receive(response: response, now: now)
+            let effects = s.peek(id) { $0.machine.receive(response: response, now: now) } ?? []
             var actions: [Action] = []
             s.apply(id, effects, now: now, into: &actions)
             return .matched(id, actions)
@@ -488,8 +488,8 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
                 while let top = s.heap.peek, top.at <= now {
                     s.heap.pop()
                     guard s.peek(top.id, { $0.scheduledAt }) == top.at else { continue }
-                    s.entries[top.id]!.scheduledAt = nil
-                    let effects = s.entries[top.id]!.machine.fire(now: now)
+                    s.peek(top.id) { $0.scheduledAt = nil }
+                    let effects = s.peek(top.id) { $0.machine.fire(now: now) } ?? []
                     s.apply(top.id, effects, now: now, into: &actions)
                 }
             }
@@ -617,8 +617,8 @@ extension TransactionTable.Storage {
 
     /// Reads from the entry in place (a `_modify` access): no copy of the entry.
     mutating func peek<R>(_ id: TransactionID, _ body: (inout TransactionTable.Entry) -> R) -> R? {
-        guard entries.index(forKey: id) != nil else { return nil }
-        return body(&entries[id]!)
+        guard let i = entries.index(forKey: id) else { return nil }
+        return body(&entries.values[i])
     }
 
     mutating func reschedule(_ id: TransactionID) {
@@ -628,7 +628,7 @@ extension TransactionTable.Storage {
             heap.push(next, id)
             hint.lower(to: next)
         }
-        entries[id]!.scheduledAt = next
+        peek(id) { $0.scheduledAt = next }
     }
 
     mutating func recordBranchFinal(parent: TransactionID, branch: TransactionID, _ response: SIPMessage,
@@ -668,7 +668,7 @@ extension TransactionTable.Storage {
                                              context: inv.context, parent: nil, isInternalCancel: true)
         client[key] = id
         stats.createdClient += 1
-        let effects = entries[id]!.machine.start(now: now)
+        let effects = peek(id) { $0.machine.start(now: now) } ?? []
         apply(id, effects, now: now, into: &actions)
     }
 

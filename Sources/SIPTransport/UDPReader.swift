@@ -104,10 +104,12 @@ public final class SIPUDPReader {
         var storage = storage
         return withUnsafePointer(to: &storage) { p -> SIPSocketAddress? in
             switch CInt(p.pointee.ss_family) {
+            // No host text: NIO would format it (inet_ntop) for every datagram; `ip` formats it
+            // from the address when asked.
             case AF_INET:
-                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SIPSocketAddress(SocketAddress($0.pointee)) }
+                return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SIPSocketAddress(SocketAddress($0.pointee, host: "")) }
             case AF_INET6:
-                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SIPSocketAddress(SocketAddress($0.pointee)) }
+                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SIPSocketAddress(SocketAddress($0.pointee, host: "")) }
             default:
                 return nil
             }
