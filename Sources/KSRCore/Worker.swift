@@ -216,15 +216,20 @@ public final class Worker: @unchecked Sendable {
             swap(&pending, &jobs)
             pthread_mutex_unlock(&mutex)
             if quit { break }
-            // Deadlines are checked between jobs too, so a burst of events does not delay a
-            // timer or a sleeping callback that is due.
-            fireIfDue(body)
-            for job in pending {
-                job(body)
-                fireIfDue(body)
-            }
-            pending.removeAll(keepingCapacity: true)
+            run(&pending, body)
         }
+    }
+
+    /// Runs the jobs taken from the queue. Deadlines are checked between jobs too, so a burst
+    /// of events does not delay a timer or a sleeping callback that is due.
+    @inline(__always)
+    private func run(_ pending: inout [WorkerJob], _ body: any WorkerBody) {
+        fireIfDue(body)
+        for job in pending {
+            job(body)
+            fireIfDue(body)
+        }
+        pending.removeAll(keepingCapacity: true)
     }
 
     private func pollLoop(_ body: any WorkerBody) {
@@ -236,12 +241,7 @@ public final class Worker: @unchecked Sendable {
             swap(&pending, &jobs)
             pthread_mutex_unlock(&mutex)
             if quit { break }
-            fireIfDue(body)
-            for job in pending {
-                job(body)
-                fireIfDue(body)
-            }
-            pending.removeAll(keepingCapacity: true)
+            run(&pending, body)
             // Wait for input, a job or the next deadline; or only look, if jobs came meanwhile.
             var timeout: Int64 = -1
             if let deadline = body.nextDeadline() {
