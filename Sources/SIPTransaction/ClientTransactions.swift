@@ -17,7 +17,12 @@ public struct ClientNonInviteTransaction: Sendable {
     public var localTag: String { fixedLocalTag ?? TransactionMessages.randomToken() }
     private let fixedLocalTag: String?
     public private(set) var state: TransactionState = .trying
-    /// The final response (received or synthesized), once there is one.
+    /// The status of the final response (received or synthesized), once there is one.
+    public private(set) var finalStatus: Int?
+    /// The final response this transaction made up itself (408 after Timer F or the
+    /// final-response timer, 503 on a transport error). A received one is passed on, not
+    /// kept: the transaction outlives it by Timer K (5 s), and keeping every response that
+    /// long was a fifth of a busy DMQ node's memory.
     public private(set) var finalResponse: SIPMessage?
     private var started = false
     private var eInterval: UInt64 = 0
@@ -58,7 +63,7 @@ public struct ClientNonInviteTransaction: Sendable {
             }
             var out: [TransactionEffect] = []
             slots.cancel(.e, .f, .finalResponse, into: &out)
-            finalResponse = response
+            finalStatus = status
             out.append(.deliver(response, .network))
             if reliable {
                 terminate(&out)
@@ -86,6 +91,7 @@ public struct ClientNonInviteTransaction: Sendable {
             case .f, .finalResponse:
                 let r = TransactionMessages.timeoutResponse(to: request, toTag: localTag)
                 finalResponse = r
+                finalStatus = r.statusCode
                 out.append(.deliver(r, .timeout))
                 terminate(&out)
             case .k:
@@ -105,6 +111,7 @@ public struct ClientNonInviteTransaction: Sendable {
         case .trying, .proceeding:
             let r = TransactionMessages.transportErrorResponse(to: request, toTag: localTag)
             finalResponse = r
+            finalStatus = r.statusCode
             out.append(.deliver(r, .transportError))
             terminate(&out)
         case .completed:

@@ -146,10 +146,40 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         let value = Atomic<Int>(0)
     }
 
+    /// An entry on the heap: the dictionary holds a pointer, not the entry (about 850 bytes),
+    /// so that its buckets stay small (reserved buckets cost resident memory once entries land
+    /// in them at random) and an entry is changed in place. Touched only under its shard's lock.
+    final class Box: @unchecked Sendable {
+        var entry: Entry
+        init(_ entry: Entry) { self.entry = entry }
+    }
+
+    /// The entries of a shard by ID, with a dictionary's surface.
+    struct EntryMap: Sendable {
+        private var boxes: [TransactionID: Box] = [:]
+
+        subscript(id: TransactionID) -> Entry? {
+            get { boxes[id]?.entry }
+            set {
+                if let newValue {
+                    if let box = boxes[id] { box.entry = newValue } else { boxes[id] = Box(newValue) }
+                } else {
+                    boxes[id] = nil
+                }
+            }
+        }
+
+        func contains(_ id: TransactionID) -> Bool { boxes[id] != nil }
+        func box(_ id: TransactionID) -> Box? { boxes[id] }
+        var count: Int { boxes.count }
+        mutating func reserveCapacity(_ n: Int) { boxes.reserveCapacity(n) }
+        mutating func removeValue(forKey id: TransactionID) -> Entry? { boxes.removeValue(forKey: id)?.entry }
+    }
+
     struct Storage: Sendable {
         let hint: ScheduledHint
         let servers: ServerCount
-        var entries: [TransactionID: Entry] = [:]
+        var entries = EntryMap()
         var server: [TransactionKey: TransactionID] = [:]
         var client: [TransactionKey: TransactionID] = [:]
 
@@ -261,7 +291,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         guard servers.value.load(ordering: .relaxed) > 0,
               let key = try? TransactionKey.server(for: request) else { return .notFound }
         return shard(key).storage.withLock { s -> RequestMatch in
-            guard let id = s.server[key], s.entries.index(forKey: id) != nil else { return .notFound }
+            guard let id = s.server[key], s.entries.contains(id) else { return .notFound }
             var actions: [Action] = []
             // The machine changes in place (a copy of the entry would copy its buffers).
             if request.method == .ack {
@@ -392,7 +422,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
                                   parent: parent, isInternalCancel: false)
             s.client[key] = id
             s.stats.createdClient += 1
-            if let parent { s.entries[parent]?.branches.append(Branch(id: id)) }
+            if let parent { s.peek(parent) { $0.branches.append(Branch(id: id)) } }
             var actions: [Action] = []
             let effects = s.peek(id) { $0.machine.start(now: now) } ?? []
             s.apply(id, effects, now: now, into: &actions)
@@ -404,7 +434,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     public func receiveResponse(_ response: SIPMessage, now: UInt64) -> ResponseMatch {
         guard let key = try? TransactionKey.client(forResponse: response) else { return .notFound }
         return shard(key).storage.withLock { s -> ResponseMatch in
-            guard let id = s.client[key], s.entries.index(forKey: id) != nil else { return .notFound }
+            guard let id = s.client[key], s.entries.contains(id) else { return .notFound }
             let effects = s.peek(id) { $0.machine.receive(response: response, now: now) } ?? []
             var actions: [Action] = []
             s.apply(id, effects, now: now, into: &actions)
@@ -529,8 +559,8 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
     @discardableResult
     public func withContext<R: Sendable>(of id: TransactionID, _ body: (inout Context) -> R) -> R? {
         shard(id).storage.withLock { s -> R? in
-            guard s.entries.index(forKey: id) != nil else { return nil }
-            return body(&s.entries[id]!.context)
+            guard let box = s.entries.box(id) else { return nil }
+            return body(&box.entry.context)
         }
     }
 
@@ -565,7 +595,7 @@ extension TransactionTable.Storage {
             nextLabel &+= 1
             if nextLabel == 0 { nextLabel = 1 }
             let id = TransactionID(index: index, label: nextLabel)
-            if entries.index(forKey: id) == nil { return id }
+            if !entries.contains(id) { return id }
         }
     }
 
@@ -575,7 +605,7 @@ extension TransactionTable.Storage {
         // Fields are read in place (`peek`): copying the whole entry per effect copied its
         // machine too, under the table's lock.
         for effect in effects {
-            guard entries.index(forKey: id) != nil else { return }
+            guard entries.contains(id) else { return }
             switch effect {
             case .send(let bytes, let retransmission):
                 if retransmission { stats.sentRetransmissions += 1 }
@@ -615,10 +645,10 @@ extension TransactionTable.Storage {
         reschedule(id)
     }
 
-    /// Reads from the entry in place (a `_modify` access): no copy of the entry.
+    /// Reads or changes the entry in place, through its box: no copy of the entry.
     mutating func peek<R>(_ id: TransactionID, _ body: (inout TransactionTable.Entry) -> R) -> R? {
-        guard let i = entries.index(forKey: id) else { return nil }
-        return body(&entries.values[i])
+        guard let box = entries.box(id) else { return nil }
+        return body(&box.entry)
     }
 
     mutating func reschedule(_ id: TransactionID) {
