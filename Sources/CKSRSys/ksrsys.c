@@ -84,7 +84,7 @@ int ksr_epoll_remove(int epfd, int fd) {
     return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
 }
 
-static int no_pwait2 = 0;
+static _Atomic int no_pwait2 = 0;  /* set once by whichever thread first finds ENOSYS */
 
 int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) {
     struct epoll_event events[32];

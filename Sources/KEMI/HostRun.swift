@@ -129,7 +129,7 @@ extension ScriptHost {
                 runtime.tm.timers.withLock { t in for f in setup.tmTimers { f(&t) } }
                 runtime.tm.start(transport: transport)
                 runtime.tm.failureRunner.withLock { $0 = Callback { job in dispatcher.post { $0.runFailureRoute(job) } } }
-                logger.info("SIP: \(receivers.count) receiver workers", metadata: ["ksr.module": "sip"])
+                logger.info("SIP: \(receivers.count) receiver workers\(external ? ", reading the UDP sockets themselves" : ", UDP read by the event loop")", metadata: ["ksr.module": "sip"])
             } catch {
                 failures.append(ConfigError("SIP: \(error)"))
             }
@@ -355,8 +355,10 @@ extension ScriptWorker {
     var timerNames: [String] { timerDefinitions.map(\.name) }
 }
 
-/// Spreads received SIP messages over the receiver workers: UDP round robin, a TCP
-/// connection always to the same worker so its messages stay in order.
+/// Hands the messages the transport's event loop reads to the receiver workers: a TCP
+/// connection always to the same worker so its messages stay in order, UDP round robin (only
+/// when the receivers cannot read the UDP sockets themselves). Also where a UDP reply is
+/// matched without the Lua state (`takeReply`), for whichever thread read it.
 final class SIPDispatcher: Sendable {
     let workers: [Worker]
     let next = Atomic<Int>(0)

@@ -66,12 +66,15 @@ struct SLModule: KEMIModule {
     static func toTag(for sip: SIPMessage) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
         sip.bytes.withUnsafeBufferPointer { bytes in
-            for kind in [SIPHeaderKind.callID, .from, .via] {
+            func mix(_ kind: SIPHeaderKind) {
                 if let field = sip.firstField(kind) {
                     for i in field.valueRange { h = (h ^ UInt64(bytes[i])) &* 0x0000_0100_0000_01b3 }
                 }
                 h = (h ^ 0xff) &* 0x0000_0100_0000_01b3
             }
+            mix(.callID)
+            mix(.from)
+            mix(.via)
         }
         let hex = String(h, radix: 16)
         return "ksr" + String(repeating: "0", count: 16 - hex.count) + hex

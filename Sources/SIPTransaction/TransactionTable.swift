@@ -184,9 +184,9 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         var client: [TransactionKey: TransactionID] = [:]
 
         /// Room for `capacity` transactions from the start: growing a dictionary rehashes
-        /// every entry under the table's lock (a 10-30 ms stall of every worker at 8k and 16k
-        /// transactions, seen as delivery-latency spikes in the DMQ benchmark). Untouched
-        /// buckets cost address space, not resident memory.
+        /// every entry under the shard's lock (with one table-wide lock and inline entries, a
+        /// 10-30 ms stall of every worker at 8k and 16k transactions). A bucket is an ID and a
+        /// box pointer, so the room reserved costs little memory.
         init(hint: ScheduledHint, servers: ServerCount, capacity: Int) {
             self.hint = hint
             self.servers = servers

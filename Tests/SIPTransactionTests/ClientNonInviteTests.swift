@@ -71,6 +71,9 @@ struct ClientNonInviteTests {
         #expect(Set(e.cancelledTimers) == [.e, .f])
         #expect(e.scheduled(.k) == t0 + 5100 * ms)
         #expect(m.armedTimers == [.k])
+        // Completed for T4 on: the status stays, the response it passed on is not kept.
+        #expect(m.finalStatus == 200)
+        #expect(m.finalResponse == nil)
 
         let again = m.receive(response: ok, now: t0 + 200 * ms)
         #expect(again.deliveries.isEmpty)
@@ -146,6 +149,7 @@ struct ClientNonInviteTests {
         #expect(r.callID == req.callID)
         #expect(r.cseq == req.cseq)
         #expect(m.finalResponse?.statusCode == 408)
+        #expect(m.finalStatus == 408)
     }
 
     @Test("transport error: a 503 to the TU, Terminated; after a final response just Terminated")
