@@ -9,6 +9,8 @@ import LuaBridge
 /// They record settings in the configuration pass and do nothing in the workers.
 struct ConfigModule: KEMIModule {
     let name = "config"
+    /// Part of Kamailio's core, not a module.
+    let isLoadable = false
     let summary = "configuration calls: loadmodule, modparam, coreparam"
 
     var exports: [KEMIExport] {
@@ -74,10 +76,6 @@ struct CompatModule: KEMIModule {
         CompatModule("kex", "core extensions"),
         CompatModule("corex", "core extensions", ints: ["nio_min_msg_len", "nio_msg_avp"], strings: ["alias_subdomains", "nio_intercept"]),
         CompatModule("textops", "text operations on messages"),
-        CompatModule("dmq", "distributed message queue (arrives after the SIP core)",
-                     ints: ["num_workers", "worker_usleep", "ping_interval", "remove_inactive", "multi_notify",
-                            "fail_count_enabled", "fail_count_threshold_pending", "fail_count_threshold_active"],
-                     strings: ["server_address", "server_socket", "notification_address", "notification_channel"]),
         CompatModule("ctl", "control socket", strings: ["binrpc", "fifo", "mode", "user", "group"]),
         CompatModule("jsonrpcs", "JSON-RPC server", ints: ["transport", "pretty_format"], strings: ["fifo_name", "dgram_socket", "fifo_reply_dir"]),
         CompatModule("db_sqlite", "SQLite driver (built in: mqueue db_url sqlite://...)", ints: ["busy_timeout"], strings: ["journal_mode", "exec_pragma"]),
@@ -206,11 +204,12 @@ enum Config {
     }
 
     static func module(_ name: String, _ modules: [any KEMIModule]) -> (any KEMIModule)? {
-        modules.first { $0.name == name && $0.name != "core" && $0.name != "config" }
+        modules.first { $0.isLoadable && $0.name == name }
     }
 
+    /// The Kamailio modules KSRHost provides, from the module declarations: each once, sorted.
     static func providedModules(_ modules: [any KEMIModule]) -> String {
-        modules.map(\.name).filter { $0 != "core" && $0 != "config" }.sorted().joined(separator: ", ")
+        Set(modules.filter(\.isLoadable).map(\.name)).sorted().joined(separator: ", ")
     }
 
     static func modparam(_ moduleName: String, _ param: String, _ value: ParamValue, setup: HostSetup,

@@ -13,6 +13,8 @@ import Glibc
 /// R-URI helpers (Kamailio's `src/core/kemi.c`).
 struct CoreModule: KEMIModule {
     let name = "core"
+    /// Part of Kamailio's core, not a module.
+    let isLoadable = false
     let summary = "KSR core functions: logging, exit/drop, method tests, flags, R-URI"
 
     var exports: [KEMIExport] {

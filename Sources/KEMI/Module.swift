@@ -108,6 +108,10 @@ public struct PVClass: Sendable {
 public protocol KEMIModule: Sendable {
     /// The name used by `loadmodule` and `modparam` (`"rtimer"`).
     var name: String { get }
+    /// Whether this is a Kamailio module that `loadmodule` names; false for the parts of
+    /// Kamailio's core that KEMI shows as their own tables (`KSR.*` core, `KSR.hdr`, the
+    /// configuration calls).
+    var isLoadable: Bool { get }
     var summary: String { get }
     var params: [ModuleParam] { get }
     var exports: [KEMIExport] { get }
@@ -117,6 +121,7 @@ public protocol KEMIModule: Sendable {
 }
 
 extension KEMIModule {
+    public var isLoadable: Bool { true }
     public var params: [ModuleParam] { [] }
     public var exports: [KEMIExport] { [] }
     public var pseudoVariables: [PVClass] { [] }

@@ -104,6 +104,8 @@ struct SLModule: KEMIModule {
 /// `KSR.hdr.*`: read headers of the current message, add headers to the replies it gets.
 struct HdrModule: KEMIModule {
     let name = "hdr"
+    /// Part of Kamailio's core, not a module.
+    let isLoadable = false
     let summary = "headers: get, is_present, append/insert/remove (applied when relayed), append_to_reply"
 
     var exports: [KEMIExport] {

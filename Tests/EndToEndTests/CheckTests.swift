@@ -48,6 +48,36 @@ struct CheckTests {
         #expect(r.stderr.contains("\(name):\(line)"), "stderr: \(r.stderr)")
     }
 
+    /// The modules KSRHost provides, as a refused `loadmodule` lists them: each once, sorted,
+    /// Kamailio module names only (no `hdr`, `core` or `config`: parts of Kamailio's core).
+    static let provided = "app_lua, async, corex, ctl, db_sqlite, dmq, jsonrpcs, kemix, kex, mqueue, pv, rtimer, sl, textops, tm, tmx, xlog"
+
+    @Test func aRefusedLoadmoduleListsEachProvidedKamailioModuleOnce() throws {
+        for name in ["hdr", "core", "nosuch"] {
+            let (r, path) = try Self.check("loadmodule \"\(name).so\"\n")
+            #expect(r.status != 0)
+            let lines = r.stderr.lines(containing: "unknown module")
+            #expect(lines.count == 1, "stderr: \(r.stderr)")
+            #expect(lines.first?.hasSuffix("\(path):1: unknown module '\(name)': KSRHost provides \(Self.provided)") == true,
+                    "stderr: \(r.stderr)")
+            #expect(r.stderr.contains("in: loadmodule \"\(name).so\""), "stderr: \(r.stderr)")
+        }
+        // The same list from a kamailio.cfg, where a modparam names an unknown module.
+        let dir = TempDir()
+        let script = dir.write("app.lua", "function ksr_request_route() end\n")
+        let cfg = dir.write("kamailio.cfg", "loadmodule \"sl.so\"\nmodparam(\"hdr\", \"x\", 1)\nmodparam(\"app_lua\", \"load\", \"\(script)\")\ncfgengine \"lua\"\n")
+        let r = try KSR.run(["check", "-f", cfg])
+        #expect(r.status != 0)
+        #expect(r.stderr.lines(containing: "unknown module").first?.hasSuffix("kamailio.cfg:2: unknown module 'hdr': KSRHost provides \(Self.provided)") == true,
+                "stderr: \(r.stderr)")
+        // Every name in the list is a module of the installed Kamailio (db_sqlite comes in
+        // Debian's separate kamailio-sqlite-modules package, which the tests do not need).
+        let mpath = try KamailioNode.tools().mpath
+        for m in Self.provided.components(separatedBy: ", ") where m != "db_sqlite" {
+            #expect(FileManager.default.fileExists(atPath: "\(mpath)\(m).so"), "\(m) is not a Kamailio module")
+        }
+    }
+
     @Test func runRefusesABrokenScriptWithTheSameMessage() throws {
         let dir = TempDir()
         let path = dir.write("bad.lua", "modparam(\"rtimer\", \"timer\", \"mode=1\")\n")

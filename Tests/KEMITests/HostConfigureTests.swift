@@ -101,6 +101,16 @@ struct DeclarationTests {
         for e in exports { #expect(stubs.contains("function \(e.qualifiedName)(")) }
     }
 
+    @Test func eachLoadableModuleIsDeclaredOnceAndCoreTablesAreNotModules() {
+        let loadable = ScriptHost.modules.filter(\.isLoadable).map(\.name)
+        #expect(Set(loadable).count == loadable.count, "declared twice: \(loadable.filter { n in loadable.filter { $0 == n }.count > 1 })")
+        for core in ["core", "hdr", "config"] {
+            #expect(!loadable.contains(core))
+            #expect(Config.module(core, ScriptHost.modules) == nil)
+        }
+        #expect(Config.providedModules(ScriptHost.modules) == loadable.sorted().joined(separator: ", "))
+    }
+
     @Test func paramNamesAreUniquePerModule() {
         for m in ScriptHost.modules {
             let names = m.params.map(\.name)
