@@ -137,16 +137,6 @@ struct CoreModule: KEMIModule {
         return e
     }
 
-    /// A worker described as Kamailio's `core.psx` describes its processes.
-    static func describe(_ w: Worker) -> String {
-        switch w.kind {
-        case "rtimer": return "RTIMER EXEC child=\(w.index) timer=\(w.name.split(separator: ":").last.map { String($0.split(separator: "/")[0]) } ?? w.name)"
-        case "async": return "Async Task Worker - \(w.name.dropFirst(6).split(separator: "/")[0])"
-        case "sip": return "SIP receiver child=\(w.index)"
-        default: return "slow timer (rtimer mode 0)"
-        }
-    }
-
     static let standardMethods: Set<String> = [
         "INVITE", "CANCEL", "ACK", "BYE", "INFO", "REGISTER", "SUBSCRIBE", "NOTIFY", "MESSAGE", "OPTIONS",
         "PRACK", "UPDATE", "REFER", "PUBLISH", "KDMQ", "GET", "POST", "PUT", "DELETE",
@@ -257,11 +247,13 @@ extension CoreModule {
             },
             RPCMethod("core.psx", doc: "The workers: index, pid, description, kind and Lua memory in bytes.") { _ in
                 var out: [JSONValue] = []
-                for (i, w) in host.workers.enumerated() {
+                // The script workers, the dmq timer, then tm's timer (Kamailio's "timer").
+                let all = host.workers + (host.runtime.tm.timerWorker.map { [$0] } ?? [])
+                for (i, w) in all.enumerated() {
                     let memory = await host.onWorker(w) { $0.luaMemory } ?? 0
                     out.append(.object([
-                        ("IDX", .int(i)), ("PID", .int(Int(getpid()))), ("DSC", .string(Self.describe(w))),
-                        ("KIND", .string(w.kind)), ("NAME", .string(w.name)), ("INDEX", .int(w.index)),
+                        ("IDX", .int(i)), ("PID", .int(Int(getpid()))), ("DSC", .string(w.kind.kamailioDescription)),
+                        ("KIND", .string(w.kind.label)), ("NAME", .string(w.name)), ("INDEX", .int(w.index)),
                         ("LUA_MEMORY", .int(memory)),
                     ]))
                 }

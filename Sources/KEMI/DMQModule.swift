@@ -311,7 +311,7 @@ extension ScriptHost {
         runtime.dmq.set(service)
         runtime.tm.localReplyHandler.withLock { $0 = Callback { service.replyArrived($0.0, $0.1) } }
         let now = SystemClock().nowNanos()
-        let timer = Worker(name: "dmq-timer", kind: "dmq", index: 0) { _ in DMQTimerBody(service: service, now: now) }
+        let timer = Worker(name: "dmq-timer", kind: .dmqTimer) { _ in DMQTimerBody(service: service, now: now) }
         timer.start()
         if let failure = timer.waitStarted() {
             throw ConfigFailure([ConfigError("dmq: timer worker failed to start: \(failure)")])

@@ -91,7 +91,7 @@ public final class ScriptHost: @unchecked Sendable {
         let configRuntime = HostRuntime(setup: setup, modules: modules)
         do {
             let lua = try LuaState()
-            let ctx = WorkerContext(lua: lua, runtime: configRuntime, phase: .config, kind: "config", name: "config", setup: setup)
+            let ctx = WorkerContext(lua: lua, runtime: configRuntime, phase: .config, kind: .config, name: "config", setup: setup)
             try withExtendedLifetime(ctx) { () throws(LuaError) in
                 lua.setContext(Unmanaged.passUnretained(ctx).toOpaque())
                 try KSRTable.install(ctx)

@@ -45,17 +45,17 @@ extension ScriptHost {
         var workers: [Worker] = []
         var allStates: [TimerState] = []
         for w in setup.rtimer.workers {
-            let name: String, kind: String, index: Int, timers: [TimerDefinition]
+            let name: String, kind: WorkerKind, timers: [TimerDefinition]
             switch w {
             case .shared(let t):
-                (name, kind, index, timers) = ("timer", "timer", 0, t)
+                (name, kind, timers) = ("timer", .sharedTimer, t)
             case .dedicated(let timer, let i):
-                (name, kind, index, timers) = ("rtimer:\(timer.name)/\(i)", "rtimer", i, [timer])
+                (name, kind, timers) = ("rtimer:\(timer.name)/\(i)", .rtimer(timer: timer.name, child: i), [timer])
             }
-            let states = timers.map { TimerState(timer: $0.name, workerIndex: index, metrics: runtime.metrics) }
+            let states = timers.map { TimerState(timer: $0.name, workerIndex: kind.index, metrics: runtime.metrics) }
             allStates += states
-            let rtimerIndex = kind == "rtimer" ? index : 0
-            workers.append(Worker(name: name, kind: kind, index: index) { _ in
+            let rtimerIndex = kind.index
+            workers.append(Worker(name: name, kind: kind) { _ in
                 try ScriptWorker(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex,
                                  timers: timers, states: states, start: start)
             })
@@ -65,8 +65,9 @@ extension ScriptHost {
             var members: [Worker] = []
             for i in 0..<g.workers {
                 let name = "async:\(g.name)/\(i)"
-                members.append(Worker(name: name, kind: "async", index: i) { _ in
-                    try ScriptWorker(runtime: runtime, script: script, kind: "async", name: name, rtimerIndex: 0,
+                let kind = WorkerKind.asyncTask(group: g.name, child: i)
+                members.append(Worker(name: name, kind: kind) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: 0,
                                      asyncGroup: g.name, timers: [], states: [], start: start)
                 })
             }
@@ -78,10 +79,13 @@ extension ScriptHost {
         var receivers: [Worker] = []
         if !listen.isEmpty {
             let children = max(1, setup.core["children"]?.intValue ?? 8)
+            let udp = listen.filter { $0.proto == .udp }.map { $0.ip.contains(":") ? "[\($0.ip)]:\($0.port)" : "\($0.ip):\($0.port)" }
+            let tcp = listen.contains { $0.proto == .tcp }
             for i in 0..<children {
                 let name = "sip/\(i)"
-                receivers.append(Worker(name: name, kind: "sip", index: i, pollable: true) { _ in
-                    try ScriptWorker(runtime: runtime, script: script, kind: "sip", name: name, rtimerIndex: 0,
+                let kind = WorkerKind.sipReceiver(child: i, udp: udp, tcp: tcp)
+                receivers.append(Worker(name: name, kind: kind, pollable: true) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: 0,
                                      timers: [], states: [], start: start)
                 })
             }
@@ -92,8 +96,9 @@ extension ScriptHost {
         if setup.dmq.serverAddress != nil && !listen.isEmpty {
             for i in 0..<setup.dmq.numWorkers {
                 let name = "dmq/\(i)"
-                dmqWorkers.append(Worker(name: name, kind: "dmq", index: i) { _ in
-                    try ScriptWorker(runtime: runtime, script: script, kind: "dmq", name: name, rtimerIndex: 0,
+                let kind = WorkerKind.dmqWorker(child: i)
+                dmqWorkers.append(Worker(name: name, kind: kind) { _ in
+                    try ScriptWorker(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: 0,
                                      timers: [], states: [], start: start)
                 })
             }

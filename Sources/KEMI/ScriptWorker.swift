@@ -89,7 +89,7 @@ final class ScriptWorker: WorkerBody {
         static func == (a: Sleeper, b: Sleeper) -> Bool { a.seq == b.seq }
     }
 
-    init(runtime: HostRuntime, script: String, kind: String, name: String, rtimerIndex: Int,
+    init(runtime: HostRuntime, script: String, kind: WorkerKind, name: String, rtimerIndex: Int,
          asyncGroup: String? = nil, timers: [TimerDefinition], states: [TimerState], start: UInt64) throws {
         (lua, ctx) = try Self.load(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex,
                                    asyncGroup: asyncGroup)
@@ -108,7 +108,7 @@ final class ScriptWorker: WorkerBody {
     }
 
     /// A new Lua state with the KSR table and the script loaded.
-    private static func load(runtime: HostRuntime, script: String, kind: String, name: String,
+    private static func load(runtime: HostRuntime, script: String, kind: WorkerKind, name: String,
                              rtimerIndex: Int, asyncGroup: String?) throws -> (LuaState, WorkerContext) {
         let lua = try LuaState()
         let ctx = WorkerContext(lua: lua, runtime: runtime, phase: .loading, kind: kind, name: name, rtimerIndex: rtimerIndex,

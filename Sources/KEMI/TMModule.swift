@@ -45,11 +45,13 @@ public final class TMCore: Sendable {
     public init() {}
 
     var table: Table? { state.withLock { $0.table } }
+    /// The transaction timer worker, while running (listed by `core.psx`).
+    var timerWorker: Worker? { state.withLock { $0.timerWorker } }
 
     /// Creates the table and its timer worker (once the transport is running).
     func start(transport: SIPTransport) {
         let table = Table(timers: timers.withLock { $0 }, capacity: 1 << 16)
-        let worker = Worker(name: "tm-timer", kind: "tm", index: 0) { [self] _ in TMTimerBody(core: self, table: table) }
+        let worker = Worker(name: "tm-timer", kind: .tmTimer) { [self] _ in TMTimerBody(core: self, table: table) }
         state.withLock { $0 = (table, worker, transport) }
         worker.start()
         _ = worker.waitStarted()

@@ -26,8 +26,8 @@ public final class WorkerContext {
     /// The exports as unretained references, indexed by id, for the dispatcher.
     let exportTable: UnsafeMutablePointer<Unmanaged<KEMIExport>>
     public internal(set) var phase: Phase
-    /// `"rtimer"`, `"timer"`, `"config"`...
-    public let workerKind: String
+    /// What this worker is for (`core.psx` describes it from this).
+    public let workerKind: WorkerKind
     public let workerName: String
     /// The index of a dedicated rtimer worker (`$rtimer_worker`), 0 elsewhere.
     public let rtimerIndex: Int
@@ -66,7 +66,7 @@ public final class WorkerContext {
     /// Receive time of the current event (`$Ts`).
     var eventTime: (seconds: Int, micros: Int) = (0, 0)
 
-    init(lua: LuaState, runtime: HostRuntime, phase: Phase, kind: String, name: String,
+    init(lua: LuaState, runtime: HostRuntime, phase: Phase, kind: WorkerKind, name: String,
          rtimerIndex: Int = 0, asyncGroup: String? = nil, setup: HostSetup? = nil) {
         self.asyncGroup = asyncGroup
         self.lua = lua

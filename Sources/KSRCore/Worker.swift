@@ -33,8 +33,9 @@ public typealias WorkerJob = @Sendable (any WorkerBody) -> Void
 /// another thread.
 public final class Worker: @unchecked Sendable {
     public let name: String
-    public let kind: String
-    public let index: Int
+    public let kind: WorkerKind
+    /// The index among its peers (`kind.index`).
+    public var index: Int { kind.index }
 
     private var mutex = pthread_mutex_t()
     private var cond = pthread_cond_t()
@@ -54,11 +55,10 @@ public final class Worker: @unchecked Sendable {
 
     enum StartState { case pending, ready, failed(String) }
 
-    public init(name: String, kind: String, index: Int, pollable: Bool = false,
+    public init(name: String, kind: WorkerKind, pollable: Bool = false,
                 makeBody: @escaping @Sendable (Worker) throws -> any WorkerBody) {
         self.name = name
         self.kind = kind
-        self.index = index
         self.makeBody = makeBody
         var (ep, wake): (CInt, CInt) = (-1, -1)
         if pollable {

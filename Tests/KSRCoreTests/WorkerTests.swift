@@ -46,7 +46,7 @@ struct WorkerTests {
     @Test func runsJobsAndTimersOnItsOwnThreadThenShutsDown() throws {
         let log = EventLog()
         let deadline = SystemClock().nowNanos() + 30_000_000
-        let worker = Worker(name: "w", kind: "test", index: 0) { _ in RecordingBody(log: log, deadline: deadline) }
+        let worker = Worker(name: "w", kind: .sharedTimer) { _ in RecordingBody(log: log, deadline: deadline) }
         worker.start()
         #expect(worker.waitStarted() == nil)
         worker.post { body in
@@ -64,7 +64,7 @@ struct WorkerTests {
 
     @Test func aBodyThatFailsToStartIsReported() {
         struct Nope: Error, CustomStringConvertible { var description: String { "cannot load script" } }
-        let worker = Worker(name: "w", kind: "test", index: 0) { _ in throw Nope() }
+        let worker = Worker(name: "w", kind: .sharedTimer) { _ in throw Nope() }
         worker.start()
         #expect(worker.waitStarted() == "cannot load script")
         worker.join()
@@ -105,7 +105,7 @@ struct PollableWorkerTests {
         let log = EventLog()
         let deadline = SystemClock().nowNanos() + 200_000_000
         let reader = fds[0]
-        let worker = Worker(name: "p", kind: "test", index: 0, pollable: true) { _ in
+        let worker = Worker(name: "p", kind: .sharedTimer, pollable: true) { _ in
             PipeBody(log: log, fd: reader, deadline: deadline)
         }
         #expect(worker.isPollable)
@@ -127,14 +127,14 @@ struct PollableWorkerTests {
     }
 
     @Test func notPollableWorkersWatchNothing() {
-        let worker = Worker(name: "c", kind: "test", index: 0) { _ in RecordingBody(log: EventLog(), deadline: nil) }
+        let worker = Worker(name: "c", kind: .sharedTimer) { _ in RecordingBody(log: EventLog(), deadline: nil) }
         #expect(!worker.isPollable)
         #expect(!worker.watch(0, exclusive: false))
     }
 
     @Test func manyPostsFromManyThreadsAllRun() throws {
         let count = Atomic<Int>(0)
-        let worker = Worker(name: "m", kind: "test", index: 0, pollable: true) { _ in
+        let worker = Worker(name: "m", kind: .sharedTimer, pollable: true) { _ in
             RecordingBody(log: EventLog(), deadline: nil)
         }
         worker.start()
