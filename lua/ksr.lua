@@ -747,17 +747,17 @@ function KSR.x.modf(name) end
 function KSR.x.probe() end
 
 -- Pseudo-variables (read with KSR.pv.get, set with KSR.pv.sets/seti):
---   $Ri: IP address of the socket the message arrived on.
---   $Rp: Port of the socket the message arrived on.
+--   $Ri: IP address of the socket the message arrived on (nil for the faked message).
+--   $Rp: Port of the socket the message arrived on, an integer (nil for the faked message).
 --   $TF: Current time as ctime text, e.g. "Mon Nov 23 07:45:38 2026".
 --   $TS: Current Unix time (integer).
 --   $TV(...): Time of day: s and u (seconds, microseconds of the event), sn and un (now), Sn ("sec.usec" now).
---   $T_reply_code: In a failure route: the code of the best reply (0 elsewhere).
+--   $T_reply_code: An integer: in a reply route the reply's code, in a failure route the code of the best reply, 0 elsewhere.
 --   $Tf: Event time as ctime text.
 --   $Ts: Unix time when the current event started (integer).
 --   $cT: Content-Type header body; nil if absent.
 --   $ci: Call-ID.
---   $cs: CSeq number.
+--   $cs: CSeq number, a string as in Kamailio ("1").
 --   $du: Destination URI (settable; unset clears it).
 --   $fU: From URI user.
 --   $fd: From URI host.
@@ -765,21 +765,21 @@ function KSR.x.probe() end
 --   $fu: From URI.
 --   $hdr(...): Body of the first header with that name (compact forms too); nil if absent.
 --   $mb: The whole message.
---   $ml: Message length in bytes.
---   $ou: Original request URI.
+--   $ml: Message length in bytes (an integer).
+--   $ou: Original request URI (nil for a reply).
 --   $pp: Process id.
 --   $pr: Transport protocol (udp, tcp).
---   $rU: Request URI user.
+--   $rU: Request URI user (nil for a reply).
 --   $rb: Message body ("" when there is none).
---   $rd: Request URI host.
+--   $rd: Request URI host (nil for a reply).
 --   $rm: Request method (CSeq method for a reply).
---   $rp: Request URI port.
+--   $rp: Request URI port, a string as in Kamailio ("5060" when the URI has none; nil for a reply).
 --   $rr: Reply reason phrase (replies only).
---   $rs: Reply status code (replies only).
---   $ru: Request URI (settable).
+--   $rs: Reply status code, an integer (nil for a request).
+--   $ru: Request URI (settable); nil for a reply.
 --   $shv(...): Variable shared by all workers; never set reads as integer 0, unset as "".
 --   $si: Source IP address.
---   $sp: Source port.
+--   $sp: Source port (an integer).
 --   $tU: To URI user.
 --   $td: To URI host.
 --   $tt: To tag.

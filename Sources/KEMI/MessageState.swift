@@ -34,6 +34,8 @@ public struct MessageState: Sendable {
     public var failureCode: Int?
 
     public var isFaked: Bool { inbound == nil }
+    /// A SIP reply (the R-URI PVs read nil).
+    public var isReply: Bool { sip.statusCode != nil }
 
     init(sip: SIPMessage, inbound: SIPInbound?) {
         self.sip = sip

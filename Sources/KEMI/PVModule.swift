@@ -186,8 +186,8 @@ struct PVModule: KEMIModule {
                 }
             },
             PVClass("pp", doc: "Process id.") { _, _ throws(ParamError) in PVAccess(get: { _ in .int(Int(getpid())) }) },
-            PVClass("ru", doc: "Request URI (settable).") { _, _ throws(ParamError) in
-                PVAccess(get: { .string($0.message.requestURI) }, set: { c, v in
+            PVClass("ru", doc: "Request URI (settable); nil for a reply.") { _, _ throws(ParamError) in
+                PVAccess(get: { $0.message.isReply ? .null : .string($0.message.requestURI) }, set: { c, v in
                     guard let t = v.text, !t.isEmpty else { return false }
                     c.message.requestURI = t
                     return true
@@ -209,10 +209,13 @@ struct PVModule: KEMIModule {
         }
         @Sendable func str(_ s: String?) -> PVValue { s.map { .string($0) } ?? .null }
         ro("rm", "Request method (CSeq method for a reply).") { .string($0.message.method) }
-        ro("rU", "Request URI user.") { str(URIParts($0.message.requestURI).user) }
-        ro("rd", "Request URI host.") { str(URIParts($0.message.requestURI).host) }
-        ro("rp", "Request URI port.") { .int(URIParts($0.message.requestURI).port ?? 5060) }
-        ro("ou", "Original request URI.") { .string($0.message.originalURI) }
+        // The R-URI parts are nil in a reply, as in Kamailio.
+        ro("rU", "Request URI user (nil for a reply).") { $0.message.isReply ? .null : str(URIParts($0.message.requestURI).user) }
+        ro("rd", "Request URI host (nil for a reply).") { $0.message.isReply ? .null : str(URIParts($0.message.requestURI).host) }
+        ro("rp", "Request URI port, a string as in Kamailio (\"5060\" when the URI has none; nil for a reply).") { c in
+            c.message.isReply ? .null : .string(String(URIParts(c.message.requestURI).port ?? 5060))
+        }
+        ro("ou", "Original request URI (nil for a reply).") { $0.message.isReply ? .null : .string($0.message.originalURI) }
         ro("fu", "From URI.") { str($0.message.fromURI) }
         ro("fU", "From URI user.") { str(URIParts($0.message.fromURI).user) }
         ro("fd", "From URI host.") { str(URIParts($0.message.fromURI).host) }
@@ -222,20 +225,27 @@ struct PVModule: KEMIModule {
         ro("td", "To URI host.") { str(URIParts($0.message.toURI).host) }
         ro("tt", "To tag.") { str($0.message.toTag) }
         ro("ci", "Call-ID.") { str($0.message.callID) }
-        ro("cs", "CSeq number.") { c in c.message.sip.cseq.map { .int(Int($0.number)) } ?? .null }
+        ro("cs", "CSeq number, a string as in Kamailio (\"1\").") { c in c.message.sip.cseq.map { .string(String($0.number)) } ?? .null }
         ro("si", "Source IP address.") { .string($0.message.sourceIP) }
-        ro("sp", "Source port.") { .int($0.message.sourcePort) }
-        ro("Ri", "IP address of the socket the message arrived on.") { .string($0.message.localIP) }
-        ro("Rp", "Port of the socket the message arrived on.") { .int($0.message.localPort) }
+        ro("sp", "Source port (an integer).") { .int($0.message.sourcePort) }
+        // The faked message of timers and tasks arrived on no socket: nil, as in Kamailio.
+        ro("Ri", "IP address of the socket the message arrived on (nil for the faked message).") { c in
+            c.message.isFaked ? .null : .string(c.message.localIP)
+        }
+        ro("Rp", "Port of the socket the message arrived on, an integer (nil for the faked message).") { c in
+            c.message.isFaked ? .null : .int(c.message.localPort)
+        }
         ro("pr", "Transport protocol (udp, tcp).") { .string($0.message.proto) }
         ro("ua", "User-Agent header body.") { str($0.message.sip.header(.userAgent)) }
-        ro("rs", "Reply status code (replies only).") { c in c.message.sip.statusCode.map { .int($0) } ?? .null }
+        ro("rs", "Reply status code, an integer (nil for a request).") { c in c.message.sip.statusCode.map { .int($0) } ?? .null }
         ro("rr", "Reply reason phrase (replies only).") { str($0.message.sip.reasonPhrase) }
         ro("mb", "The whole message.") { .string($0.message.raw) }
-        ro("ml", "Message length in bytes.") { .int($0.message.length) }
+        ro("ml", "Message length in bytes (an integer).") { .int($0.message.length) }
         ro("rb", "Message body (\"\" when there is none).") { .string(String(decoding: $0.message.sip.body, as: UTF8.self)) }
         ro("cT", "Content-Type header body; nil if absent.") { str($0.message.sip.header(named: "Content-Type")) }
-        ro("T_reply_code", "In a failure route: the code of the best reply (0 elsewhere).") { .int($0.message.failureCode ?? 0) }
+        ro("T_reply_code", "An integer: in a reply route the reply's code, in a failure route the code of the best reply, 0 elsewhere.") { c in
+            .int(c.message.sip.statusCode ?? c.message.failureCode ?? 0)
+        }
         return c
     }
 

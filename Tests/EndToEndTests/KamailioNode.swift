@@ -149,6 +149,21 @@ final class KamailioNode {
             .write(toFile: cfgPath, atomically: true, encoding: .utf8)
     }
 
+    /// A node that runs the cfg `render(port, dir, mpath)` returns instead of the DMQ template
+    /// (it must load dmq, ctl with `binrpc` on `unix:<dir>/ctl.sock`, and listen on `ip:port`).
+    init(name: String, ip: String, port: Int? = nil, cfg render: (_ port: Int, _ dir: String, _ mpath: String) -> String) throws {
+        guard Self.isLoopback(ip) else { throw Error.badAddress("KamailioNode: \(ip) is not a 127.0.0.0/8 address") }
+        let tools = try Self.tools()
+        self.name = name
+        self.ip = ip
+        self.port = try port ?? Self.freeUDPPort(on: ip)
+        (notificationAddresses, pingInterval, frTimer, channels, extraConfig, debugLevel) = ([], 5, 3000, [], "", 2)
+        let safe = name.filter { $0.isLetter || $0.isNumber || $0 == "-" }.prefix(16)
+        dir = URL(fileURLWithPath: "/tmp").appendingPathComponent("kam-\(safe)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try render(self.port, dir.path, tools.mpath).write(toFile: cfgPath, atomically: true, encoding: .utf8)
+    }
+
     deinit {
         kill9All()
         // KAMAILIO_KEEP_DIRS=1 keeps cfg and log for a look after the test.

@@ -194,10 +194,10 @@ struct SIPEndToEndTests {
         let r = ScriptRun(stderr: host.stderr, status: 0, results: ScriptRun.parse(host.stderr)).results
         let expected: [String: String] = [
             "$rm": "MESSAGE|string", "$ru": "sip:alice@example.com:5070;transport=udp|string", "$rU": "alice|string",
-            "$rd": "example.com|string", "$rp": "5070|number", "$fu": "sip:bob@biloxi.example|string",
+            "$rd": "example.com|string", "$rp": "5070|string", "$fu": "sip:bob@biloxi.example|string",
             "$fU": "bob|string", "$fd": "biloxi.example|string", "$ft": "from-tag-9|string",
             "$tu": "sip:alice@example.com|string", "$tU": "alice|string", "$td": "example.com|string", "$tt": "nil|nil",
-            "$ci": "call-id-42@test|string", "$cs": "7|number", "$si": "127.0.0.1|string", "$Ri": "127.0.0.1|string",
+            "$ci": "call-id-42@test|string", "$cs": "7|string", "$si": "127.0.0.1|string", "$Ri": "127.0.0.1|string",
             "$pr": "udp|string", "$ua": "ksr-test|string", "$hdr(X-Custom)": "custom value|string",
             "$hdr(v)": "SIP/2.0/UDP 127.0.0.1:\(peer.port);branch=z9hG4bK-test-1;rport|string",
             "sp_is_int": "integer|string", "mb_has_body": "true|boolean", "hdr_get": "custom value|string",
