@@ -752,7 +752,7 @@ function KSR.x.probe() end
 --   $TF: Current time as ctime text, e.g. "Mon Nov 23 07:45:38 2026".
 --   $TS: Current Unix time (integer).
 --   $TV(...): Time of day: s and u (seconds, microseconds of the event), sn and un (now), Sn ("sec.usec" now).
---   $T_reply_code: An integer: in a reply route the reply's code, in a failure route the code of the best reply, 0 elsewhere.
+--   $T_reply_code: An integer: in a reply route the reply's code, in a failure route the code of the best reply, after t_reply its code, 0 elsewhere.
 --   $Tf: Event time as ctime text.
 --   $Ts: Unix time when the current event started (integer).
 --   $cT: Content-Type header body; nil if absent.

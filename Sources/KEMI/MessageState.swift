@@ -32,6 +32,8 @@ public struct MessageState: Sendable {
     public var replyRoute: String?
     /// In a failure route: the reply code tm would relay (`$T_reply_code`).
     public var failureCode: Int?
+    /// The last code `KSR.tm.t_reply` sent for this request (`$T_reply_code` in the request route).
+    public var transactionReplyCode: Int?
 
     public var isFaked: Bool { inbound == nil }
     /// A SIP reply (the R-URI PVs read nil).

@@ -243,8 +243,8 @@ struct PVModule: KEMIModule {
         ro("ml", "Message length in bytes (an integer).") { .int($0.message.length) }
         ro("rb", "Message body (\"\" when there is none).") { .string(String(decoding: $0.message.sip.body, as: UTF8.self)) }
         ro("cT", "Content-Type header body; nil if absent.") { str($0.message.sip.header(named: "Content-Type")) }
-        ro("T_reply_code", "An integer: in a reply route the reply's code, in a failure route the code of the best reply, 0 elsewhere.") { c in
-            .int(c.message.sip.statusCode ?? c.message.failureCode ?? 0)
+        ro("T_reply_code", "An integer: in a reply route the reply's code, in a failure route the code of the best reply, after t_reply its code, 0 elsewhere.") { c in
+            .int(c.message.sip.statusCode ?? c.message.failureCode ?? c.message.transactionReplyCode ?? 0)
         }
         return c
     }

@@ -199,6 +199,7 @@ extension WorkerContext {
             extraHeaders: message.replyHeaders, server: SLModule.server)
         do throws(TransactionError) {
             runtime.tm.perform(try table.reply(id, status: code, bytes: bytes, now: SystemClock().nowNanos()))
+            message.transactionReplyCode = code
             return 1
         } catch {
             logUsageError(L, "tm: t_reply \(code) refused: \(error)")

@@ -35,9 +35,10 @@ struct KamailioParityTests {
     /// Contexts the script dumps: a MESSAGE's request route (after two mq_add and one
     /// mq_fetch; `$mqk` is per worker, so `children=1` makes the reply and failure routes run
     /// where the fetch ran, on both hosts), the core reply route of a relayed INVITE's 486, its failure route, an async
-    /// task (`task_group_data`), the rtimer mode=0 timer and worker 1 of a mode=2 timer (both
+    /// task (`task_group_data`), a MESSAGE's request route after `t_newtran` and after
+    /// `t_reply(404)` (`$T_reply_code` 0, then 404), the rtimer mode=0 timer and worker 1 of a mode=2 timer (both
     /// on the faked message).
-    static let contexts = ["request", "reply", "failure", "task", "timer", "rtimer1"]
+    static let contexts = ["request", "reply", "failure", "newtran", "treplied", "task", "timer", "rtimer1"]
 
     static let script = #"""
         -- PV parity probe: the same file runs on Kamailio (app_lua, Lua 5.1) and on ksr (Lua 5.4).
@@ -53,6 +54,13 @@ struct KamailioParityTests {
           KSR.info("PVTEND|" .. ctx .. "|#\n")
         end
         function ksr_request_route()
+          if KSR.pv.get("$rU") == "treply" then
+            KSR.tm.t_newtran()
+            dump("newtran")
+            KSR.tm.t_reply(404, "Nope")
+            dump("treplied")
+            return 1
+          end
           if KSR.pv.get("$rU") == "relay" then
             KSR.tm.t_on_failure("ksr_failure")
             KSR.tm.t_relay()
@@ -149,14 +157,15 @@ struct KamailioParityTests {
         }
     }
 
-    static func request(_ method: String, ruri: String, peers: Peers, body: String = "") -> String {
+    static func request(_ method: String, ruri: String, peers: Peers, body: String = "", callID: String? = nil) -> String {
+        let id = callID ?? method
         var lines = [
             "\(method) \(ruri) SIP/2.0",
-            "Via: SIP/2.0/UDP \(peerIP):\(peers.client.port);branch=z9hG4bK-\(peers.tag)-\(method);rport",
+            "Via: SIP/2.0/UDP \(peerIP):\(peers.client.port);branch=z9hG4bK-\(peers.tag)-\(id);rport",
             "Max-Forwards: 70",
             "From: \"Tester\" <sip:tester@\(peerIP)>;tag=ft-\(peers.tag)",
             "To: <sip:plain@\(serverIP)>",
-            "Call-ID: \(peers.tag)-\(method)@\(peerIP)",
+            "Call-ID: \(peers.tag)-\(id)@\(peerIP)",
             "CSeq: 7 \(method)",
             "User-Agent: pv-parity/1",
             "X-Foo: bar baz",
@@ -204,6 +213,11 @@ struct KamailioParityTests {
         peers.uas.send(busy, to: serverIP, port: port)
         let failed = try #require(finalReply(peers, callID: "\(peers.tag)-INVITE"), "no final reply to the INVITE")
         #expect(KamailioNode.status(of: failed) == 500)
+
+        peers.client.send(request("MESSAGE", ruri: "sip:treply@\(serverIP):\(port)", peers: peers, callID: "treply"),
+                          to: serverIP, port: port)
+        let nope = try #require(finalReply(peers, callID: "\(peers.tag)-treply"), "no reply to the t_reply MESSAGE")
+        #expect(KamailioNode.status(of: nope) == 404)
     }
 
     /// The `PVT|ctx|name|type|value|#` lines of a log, by context.
@@ -309,6 +323,8 @@ struct KamailioParityTests {
         #expect(ksr.pvs["reply"]?.contains("$T_reply_code|number|486") == true)
         #expect(ksr.pvs["reply"]?.contains("$rp|nil|nil") == true)
         #expect(ksr.pvs["timer"]?.contains("$Rp|nil|nil") == true)
+        #expect(ksr.pvs["newtran"]?.contains("$T_reply_code|number|0") == true)
+        #expect(ksr.pvs["treplied"]?.contains("$T_reply_code|number|404") == true)
     }
 }
 
