@@ -33,8 +33,8 @@ struct KamailioParityTests {
     }
 
     /// Contexts the script dumps: a MESSAGE's request route (after two mq_add and one
-    /// mq_fetch; `$mqk` is per worker, so `children=1` makes the reply and failure routes run
-    /// where the fetch ran, on both hosts), the core reply route of a relayed INVITE's 486, its failure route, an async
+    /// mq_fetch; `$mqk` is per worker, so the PV test runs `children=1`: the reply and failure
+    /// routes run where the fetch ran, on both hosts), the core reply route of a relayed INVITE's 486, its failure route, an async
     /// task (`task_group_data`), a MESSAGE's request route after `t_newtran` and after
     /// `t_reply(404)` (`$T_reply_code` 0, then 404), the rtimer mode=0 timer and worker 1 of a mode=2 timer (both
     /// on the faked message).
@@ -89,13 +89,13 @@ struct KamailioParityTests {
         """#
 
     /// The cfg both hosts read; `extra` is host-specific (ksr's control plane).
-    static func cfg(ip: String, port: Int, dir: String, mpath: String, lua: String, extra: String) -> String {
+    static func cfg(ip: String, port: Int, dir: String, mpath: String, lua: String, children: Int, extra: String) -> String {
         """
         #!KAMAILIO
         debug=2
         log_stderror=yes
         fork=yes
-        children=1
+        children=\(children)
         disable_tcp=yes
         auto_aliases=no
         listen=udp:\(ip):\(port)
@@ -243,9 +243,9 @@ struct KamailioParityTests {
 
     // MARK: - The two hosts
 
-    static func runKamailio(_ peers: Peers, port: Int, lua: String) throws -> Output {
+    static func runKamailio(_ peers: Peers, port: Int, lua: String, children: Int) throws -> Output {
         let node = try KamailioNode(name: "parity", ip: serverIP, port: port) { port, dir, mpath in
-            cfg(ip: serverIP, port: port, dir: dir, mpath: mpath, lua: lua, extra: "# Kamailio")
+            cfg(ip: serverIP, port: port, dir: dir, mpath: mpath, lua: lua, children: children, extra: "# Kamailio")
         }
         try node.start()
         defer { node.stop() }
@@ -259,12 +259,12 @@ struct KamailioParityTests {
         return out
     }
 
-    static func runKSR(_ peers: Peers, port: Int, lua: String) throws -> Output {
+    static func runKSR(_ peers: Peers, port: Int, lua: String, children: Int) throws -> Output {
         let dir = TempDir()
         let rpcPort = freePort()
         let extra = "rpc_listen=\"http:\(serverIP):\(rpcPort)\"\nrpc_socket=\"off\""
         let path = dir.write("ksr.cfg", cfg(ip: serverIP, port: port, dir: dir.url.path, mpath: "/usr/lib/kamailio/modules/",
-                                            lua: lua, extra: extra))
+                                            lua: lua, children: children, extra: extra))
         let p = try KSR.Running(["run", "-f", path])
         defer { p.stop() }
         func psx() -> [[String: Any]]? {
@@ -287,8 +287,8 @@ struct KamailioParityTests {
         let port = try KamailioNode.freeUDPPort(on: Self.serverIP)
         let files = TempDir()
         let lua = Self.scriptFile(files)
-        let kam = try Self.runKamailio(peers, port: port, lua: lua)
-        let ksr = try Self.runKSR(peers, port: port, lua: lua)
+        let kam = try Self.runKamailio(peers, port: port, lua: lua, children: 1)
+        let ksr = try Self.runKSR(peers, port: port, lua: lua, children: 1)
 
         for ctx in Self.contexts {
             let k = try #require(kam.pvs[ctx], "Kamailio dumped no \(ctx)")
@@ -338,18 +338,19 @@ extension KamailioParityTests {
         let port = try KamailioNode.freeUDPPort(on: Self.serverIP)
         let files = TempDir()
         let lua = Self.scriptFile(files)
-        let kam = try Self.runKamailio(peers, port: port, lua: lua)
-        let ksr = try Self.runKSR(peers, port: port, lua: lua)
+        let kam = try Self.runKamailio(peers, port: port, lua: lua, children: 2)
+        let ksr = try Self.runKSR(peers, port: port, lua: lua, children: 2)
 
         let udp0 = "udp receiver child=0 sock=\(Self.serverIP):\(port)"
+        let udp1 = "udp receiver child=1 sock=\(Self.serverIP):\(port)"
         // What Kamailio 5.6.3 prints for these processes (it has others: main, ctl, fifo...).
-        for d in [udp0, "slow timer", "timer", "Async Task Worker - default", "Async Task Worker - grp",
+        for d in [udp0, udp1, "slow timer", "timer", "Async Task Worker - default", "Async Task Worker - grp",
                   "RTIMER EXEC child=0 timer=ded", "RTIMER EXEC child=1 timer=ded", "DMQ WORKER"] {
             #expect(kam.psx.contains(d), "Kamailio: \(kam.psx)")
         }
         #expect(ksr.psx.sorted() == [
             "Async Task Worker - default", "Async Task Worker - grp", "Async Task Worker - grp", "DMQ WORKER", "DMQ WORKER",
-            "RTIMER EXEC child=0 timer=ded", "RTIMER EXEC child=1 timer=ded", "slow timer", "slow timer", "timer", udp0,
+            "RTIMER EXEC child=0 timer=ded", "RTIMER EXEC child=1 timer=ded", "slow timer", "slow timer", "timer", udp0, udp1,
         ].sorted(), "ksr: \(ksr.psx)")
         func counts(_ l: [String]) -> [String: Int] { l.reduce(into: [:]) { $0[$1, default: 0] += 1 } }
         let (k, s) = (counts(kam.psx), counts(ksr.psx))

@@ -149,3 +149,21 @@ struct PollableWorkerTests {
         worker.join()
     }
 }
+
+@Suite("WorkerKind")
+struct WorkerKindTests {
+    /// The texts a Kamailio 5.6.3 core.psx prints are checked against a real Kamailio end to end
+    /// (KamailioParityTests); these are the cases that cfg does not reach.
+    @Test func describesReceiversOfSeveralSocketsAndTCPOnly() {
+        #expect(WorkerKind.sipReceiver(child: 3, udp: ["127.0.0.1:5060", "[::1]:5070"], tcp: false).kamailioDescription
+                == "udp receiver child=3 sock=127.0.0.1:5060 sock=[::1]:5070")
+        #expect(WorkerKind.sipReceiver(child: 0, udp: ["127.0.0.1:5060"], tcp: true).kamailioDescription
+                == "udp receiver child=0 sock=127.0.0.1:5060 (and tcp)")
+        #expect(WorkerKind.sipReceiver(child: 1, udp: [], tcp: true).kamailioDescription == "tcp receiver (generic) child=1")
+        #expect(WorkerKind.dmqTimer.kamailioDescription == "slow timer")
+        #expect(WorkerKind.rtimer(timer: "ta", child: 2).index == 2)
+        #expect(WorkerKind.sharedTimer.index == 0)
+        #expect(Set([WorkerKind.sipReceiver(child: 0, udp: [], tcp: true), .dmqWorker(child: 0), .asyncTask(group: "g", child: 0),
+                     .sharedTimer, .rtimer(timer: "t", child: 0), .tmTimer, .dmqTimer, .config].map(\.label)).count == 8)
+    }
+}
