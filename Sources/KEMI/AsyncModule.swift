@@ -186,8 +186,9 @@ struct AsyncModule: KEMIModule {
             return .int(-1)
         }
         ctx.runtime.tm.poke()
-        // As Kamailio's tm (auto-100), a suspended INVITE is answered 100 at once.
-        if ctx.message.sip.method == .invite {
+        // As Kamailio's t_suspend (auto-100), a suspended INVITE that got no reply yet is
+        // answered 100 at once.
+        if ctx.message.sip.method == .invite && table.info(id)?.hasResponded == false {
             _ = ctx.transactionReply(100, "trying -- your call is important to us", L)
         }
         var message = ctx.message

@@ -60,6 +60,15 @@ enum Machine: Sendable {
         }
     }
 
+    /// Server: a response (provisional or final) was sent.
+    var responded: Bool {
+        switch self {
+        case .inviteServer(let m): m.lastProvisional != nil || m.finalStatus != nil
+        case .nonInviteServer(let m): m.lastProvisional != nil || m.finalStatus != nil
+        default: false
+        }
+    }
+
     /// Server: a final response was sent.
     var finalSent: Bool {
         switch self {

@@ -80,6 +80,8 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
         public let state: TransactionState
         public let reliable: Bool
         public let isSuspended: Bool
+        /// Server: it sent a response (provisional or final).
+        public let hasResponded: Bool
         /// Client: the server transaction it is a branch of.
         public let parent: TransactionID?
         /// Server: its branches (client transactions), oldest first.
@@ -539,7 +541,7 @@ public final class TransactionTable<Peer: Sendable, Context: Sendable>: Sendable
             guard let e = s.entries[id] else { return nil }
             return Info(id: id, kind: e.machine.kind, key: e.key, method: e.machine.request.method ?? .other(""),
                         state: e.machine.state, reliable: e.machine.reliable,
-                        isSuspended: e.machine.isSuspended, parent: e.parent,
+                        isSuspended: e.machine.isSuspended, hasResponded: e.machine.responded, parent: e.parent,
                         branches: e.branches.map(\.id), isInternalCancel: e.isInternalCancel,
                         nextDeadline: e.machine.nextDeadline)
         }
