@@ -19,8 +19,15 @@ public struct MessageState: Sendable {
     public var replyHeaders: [String] = []
     /// The server transaction of this request (`t_newtran`, or a resumed async request).
     public var transaction: TransactionID?
-    /// A resumed async request: when its callback ends without a final reply, tm answers 500.
+    /// A resumed async request (or one whose route slept with its transaction suspended): when
+    /// its callback ends without a final reply or a relay, tm answers 500.
     var finishWith500 = false
+    /// A `KSR.async.sleep` suspended this request's transaction: from then on
+    /// `KSR.sl.sl_send_reply` answers through the transaction.
+    var sleptInTransaction = false
+    /// `KSR.sl.sl_send_reply` sent a final reply statelessly: a later sleep leaves the request
+    /// without a transaction (it is answered already).
+    var statelessFinalSent = false
     /// Header changes (`KSR.hdr.append/insert/remove`) applied when the request is relayed,
     /// in order; as in Kamailio they are not visible to `KSR.hdr.get` afterwards.
     public var lumps: [HeaderLump] = []

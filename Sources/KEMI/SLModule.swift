@@ -29,6 +29,7 @@ extension WorkerContext {
             source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: sip),
             extraHeaders: message.replyHeaders, server: SLModule.server)
         transport.send(replyBuffer, replyingTo: inbound)
+        if code >= 200 { message.statelessFinalSent = true }
         if capturingDMQReply && dmqCapture.isEmpty { dmqCapture = replyBuffer }
         return 1
     }
@@ -48,8 +49,13 @@ struct SLModule: KEMIModule {
     var exports: [KEMIExport] {
         [
             KEMIExport("sl", "sl_send_reply", [("code", .int), ("reason", .str)], returns: .int,
-                       doc: "Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code).") { ctx, args in
-                .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+                       doc: "Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code). After a KSR.async.sleep that suspended the request's transaction, replies through it.") { ctx, args in
+                // A sleep made (or suspended) the transaction without the script asking: a
+                // stateless reply beside it would leave retransmissions unanswered and be
+                // followed by tm's 500, so the reply goes through the transaction.
+                ctx.message.sleptInTransaction && ctx.message.transaction != nil
+                    ? .int(ctx.transactionReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
+                    : .int(ctx.sendStatelessReply(Int(args.int32(1)), args.string(2) ?? "", args.L))
             },
             KEMIExport("sl", "send_reply", [("code", .int), ("reason", .str)], returns: .int,
                        doc: "Replies through the transaction if there is one, else statelessly: 1 sent, -1 error.") { ctx, args in

@@ -85,6 +85,11 @@ final class ScriptWorker: WorkerBody {
         let asyncData: String?
         let eventTime: (seconds: Int, micros: Int)
         let message: MessageState
+        /// The callback handles a request (request route, resumed async callback): its sleeps
+        /// suspend the request's transaction.
+        let requestSleeps: Bool
+        /// This sleep suspended `message.transaction`: the wake-up resumes it first.
+        let suspended: Bool
         static func < (a: Sleeper, b: Sleeper) -> Bool { (a.wake, a.seq) < (b.wake, b.seq) }
         static func == (a: Sleeper, b: Sleeper) -> Bool { a.seq == b.seq }
     }
@@ -236,7 +241,7 @@ final class ScriptWorker: WorkerBody {
                 }
             }
             let route = "ksr_request_route"
-            account(route) { lua.callGlobal(route) }
+            account(route, requestSleeps: true) { lua.callGlobal(route) }
         } else {
             // The core reply route sees every reply first; KSR.x.drop() there stops it.
             if lua.hasGlobalFunction("ksr_reply_route") {
@@ -292,12 +297,25 @@ final class ScriptWorker: WorkerBody {
         logger.notice("answered 400 to a malformed SIP request from \(from): \(error.reason)", metadata: ["ksr.module": "sip"])
     }
 
-    /// Resumes a callback whose sleep is over, with the event state it had.
+    /// Resumes a callback whose sleep is over, with the event state it had. A request whose
+    /// transaction the sleep suspended continues only if it is still suspended: when fr_timer
+    /// answered it 408 meanwhile (or it is gone), the rest of the callback does not run, as
+    /// Kamailio's t_continue skips a timed-out suspension.
     private func wake(_ s: Sleeper) {
+        if s.suspended, let id = s.message.transaction, let table = ctx.runtime.tm.table {
+            do throws(TransactionError) {
+                try table.resume(id, now: SystemClock().nowNanos())
+            } catch {
+                lua.discard(s.co)
+                logger.warning("transaction \(id) of a request sleeping in KSR.async.sleep is not suspended any more (\(error)): it was answered during the sleep (fr_timer: 408), so the rest of [\(s.function)] is not run",
+                               metadata: ["ksr.module": "async"])
+                return
+            }
+        }
         ctx.asyncData = s.asyncData
         ctx.eventTime = s.eventTime
         ctx.message = s.message
-        account(s.function) { lua.resume(s.co, returning: 1) }
+        account(s.function, requestSleeps: s.requestSleeps) { lua.resume(s.co, returning: 1) }
         if ctx.message.isFaked { ctx.faked = ctx.message }
         ctx.asyncData = nil
     }
@@ -338,7 +356,7 @@ final class ScriptWorker: WorkerBody {
         ctx.eventTime = WallClock.now()
         ctx.dropRequested = false
         ctx.message = c.message
-        account(c.callback) { lua.callGlobal(c.callback) }
+        account(c.callback, requestSleeps: true) { lua.callGlobal(c.callback) }
     }
 
     /// Runs the failure route of a relayed request whose branches all failed. If it neither
@@ -371,24 +389,93 @@ final class ScriptWorker: WorkerBody {
     }
 
     /// Runs (or resumes) a callback, counts it and handles how it ended. When it ended (not
-    /// suspended in a sleep) and it was a resumed async request that sent no final reply, the
-    /// transaction is answered 500, as Kamailio's tm does.
-    private func account(_ function: String, _ body: () -> LuaState.CallOutcome) {
+    /// suspended in a sleep) and it was a resumed async request, or a request whose route
+    /// slept with its transaction suspended, that neither sent a final reply nor relayed the
+    /// request, the transaction is answered 500, as Kamailio's tm does after t_continue.
+    /// `requestSleeps`: the callback handles a request, so a sleep suspends its transaction.
+    private func account(_ function: String, requestSleeps: Bool = false, _ body: () -> LuaState.CallOutcome) {
         defer { takeScheduled() }
-        if runCallback(function, body) && ctx.message.finishWith500 && !ctx.transactionAnswered {
+        if runCallback(function, requestSleeps: requestSleeps, body) && ctx.message.finishWith500 {
             ctx.message.finishWith500 = false
-            if let id = ctx.message.transaction, let table = ctx.runtime.tm.table, let inbound = ctx.message.inbound {
-                let bytes = SIPResponseBuilder.reply(
-                    to: ctx.message.sip, status: 500, reason: "I'm terribly sorry, server error occurred (1/TM)",
-                    source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: ctx.message.sip),
-                    server: SLModule.server)
-                ctx.runtime.tm.perform((try? table.reply(id, status: 500, bytes: bytes, now: SystemClock().nowNanos())) ?? [])
-            }
+            finishWith500(ctx.message)
         }
     }
 
+    /// Answers `message`'s transaction `500 I'm terribly sorry, server error occurred (1/TM)`
+    /// unless it sent a final reply or has branches (a relay, whose replies answer it).
+    private func finishWith500(_ message: MessageState) {
+        guard let id = message.transaction, let table = ctx.runtime.tm.table, let inbound = message.inbound,
+              let info = table.info(id), info.state == .trying || info.state == .proceeding, info.branches.isEmpty else { return }
+        let bytes = SIPResponseBuilder.reply(
+            to: message.sip, status: 500, reason: "I'm terribly sorry, server error occurred (1/TM)",
+            source: (inbound.source.ip, inbound.source.port), toTag: SLModule.toTag(for: message.sip),
+            server: SLModule.server)
+        ctx.runtime.tm.perform((try? table.reply(id, status: 500, bytes: bytes, now: SystemClock().nowNanos())) ?? [])
+    }
+
+    /// What a sleep did to the request it runs for.
+    private enum SleepSuspension {
+        /// Nothing: no request, an ACK, no transaction possible, or one that cannot be suspended.
+        case stateless
+        /// The request's transaction (created if needed) is suspended for the sleep.
+        case suspended
+        /// The request turned out to be a retransmission of one another worker has a
+        /// transaction for: it was absorbed, and the callback must not go on.
+        case absorbed
+    }
+
+    /// A sleep in a request's callback gives the request its server transaction and suspends
+    /// it, as Kamailio's async functions do (t_newtran, t_suspend): retransmissions that
+    /// arrive during the sleep are absorbed (an INVITE's get the automatic 100), and fr_timer
+    /// answers 408 if the sleep outlasts it. Not for an ACK, a request that was already
+    /// answered (statelessly or through tm) or relayed, one whose transaction is suspended by
+    /// an async function, or one that cannot have a transaction (no RFC 3261 branch): those
+    /// sleep as any callback does.
+    private func suspendForSleep(_ co: LuaState.LuaThread, _ function: String) -> SleepSuspension {
+        let m = ctx.message
+        guard let inbound = m.inbound, m.sip.isRequest, m.sip.method != .ack, !m.statelessFinalSent,
+              let table = ctx.runtime.tm.table else { return .stateless }
+        if m.transaction == nil {
+            do throws(TransactionError) {
+                switch try table.createServerTransaction(
+                    for: m.sip, peer: inbound, reliable: inbound.proto != .udp,
+                    context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound),
+                    now: SystemClock().nowNanos()) {
+                case .created(let id):
+                    ctx.message.transaction = id
+                case .retransmission(let id, let actions):
+                    ctx.runtime.tm.perform(actions)
+                    logger.debug("[\(function)] sleeps for a retransmission of a request transaction \(id) has: absorbed, the callback is not continued",
+                                 metadata: ["ksr.module": "async"])
+                    return .absorbed
+                }
+            } catch {
+                logger.debug("[\(function)] sleeps without a transaction: \(error)", metadata: ["ksr.module": "async"])
+                return .stateless
+            }
+        }
+        // A relayed request has branches whose timers answer it; a suspended one is the async
+        // function's to resume; an answered one needs nothing.
+        guard let id = ctx.message.transaction, let info = table.info(id), !info.isSuspended, info.branches.isEmpty,
+              info.state == .trying || info.state == .proceeding else { return .stateless }
+        do throws(TransactionError) {
+            try table.suspend(id, now: SystemClock().nowNanos())
+        } catch {
+            logger.debug("[\(function)] sleeps without suspending transaction \(id): \(error)", metadata: ["ksr.module": "async"])
+            return .stateless
+        }
+        ctx.runtime.tm.poke()
+        // As tm's t_suspend (auto-100): an INVITE that got no reply yet is answered 100 at once.
+        if m.sip.method == .invite && !info.hasResponded {
+            _ = ctx.transactionReply(100, "trying -- your call is important to us", co.pointer)
+        }
+        ctx.message.finishWith500 = true
+        ctx.message.sleptInTransaction = true
+        return .suspended
+    }
+
     /// Runs the callback; true when it ended (returned, failed or was missing).
-    private func runCallback(_ function: String, _ body: () -> LuaState.CallOutcome) -> Bool {
+    private func runCallback(_ function: String, requestSleeps: Bool, _ body: () -> LuaState.CallOutcome) -> Bool {
         let m = metrics(function)
         let started = SystemClock().nowNanos()
         let outcome = body()
@@ -410,10 +497,16 @@ final class ScriptWorker: WorkerBody {
             return true
         case .yielded(let co):
             if let ms = lua.sleepRequest(co) {
+                let suspension = requestSleeps ? suspendForSleep(co, function) : .stateless
+                if case .absorbed = suspension {
+                    lua.discard(co)
+                    return true
+                }
                 sleeperSeq &+= 1
                 sleepers.insert(Sleeper(wake: SystemClock().nowNanos() &+ UInt64(ms) &* 1_000_000, seq: sleeperSeq, co: co,
                                         function: function, asyncData: ctx.asyncData, eventTime: ctx.eventTime,
-                                        message: ctx.message))
+                                        message: ctx.message, requestSleeps: requestSleeps,
+                                        suspended: suspension == .suspended))
                 return false
             } else {
                 lua.discard(co)
@@ -451,7 +544,14 @@ final class ScriptWorker: WorkerBody {
         if !sleepers.isEmpty {
             logger.warning("reload: \(sleepers.count) callbacks sleeping in KSR.async.sleep belong to the old script and are dropped",
                            metadata: ["ksr.module": "app_lua"])
-            while let s = sleepers.popMin() { lua.discard(s.co) }
+            while let s = sleepers.popMin() {
+                lua.discard(s.co)
+                // A request suspended by its sleep is answered now rather than by fr_timer.
+                if s.suspended, let id = s.message.transaction, let table = ctx.runtime.tm.table,
+                   (try? table.resume(id, now: SystemClock().nowNanos())) != nil {
+                    finishWith500(s.message)
+                }
+            }
         }
         lua = p.lua
         ctx = p.ctx
