@@ -10,7 +10,7 @@ import Glibc
 /// absorbed, fr_timer answers 408 to a request that sleeps too long.
 @Suite("KSR.async sleeps in a request route suspend its transaction")
 struct SleepTransactionEndToEndTests {
-    static func script(_ port: Int) -> String {
+    static func script(_ port: Int, next: Int = 9) -> String {
         luaShow + """
         coreparam("listen", "udp:127.0.0.1:\(port)")
         coreparam("children", 2)
@@ -80,12 +80,23 @@ struct SleepTransactionEndToEndTests {
             KSR.tm.t_newtran()
             KSR.async.ms_sleep(200)
             KSR.tm.t_reply(603, "Declined after sleep")
+          elseif u == "relay" then
+            KSR.async.ms_sleep(200)
+            KSR.pv.sets("$du", "sip:127.0.0.1:\(next)")
+            show("relay_ret", KSR.tm.t_relay())
+          elseif u == "taskrelay" then
+            KSR.async.task_route("on_task_relay")
+            KSR.x.exit()
           elseif u == "reload" then
             KSR.async.sleep(5)
             KSR.info("RELOAD REST RAN\\n")
           else
             KSR.sl.sl_send_reply(404, "Unknown " .. u)
           end
+        end
+        function on_task_relay()
+          KSR.pv.sets("$du", "sip:127.0.0.1:\(next)")
+          show("task_relay_ret", KSR.tm.t_relay())
         end
         function on_task_sleep()
           local v = "kept"
@@ -262,6 +273,44 @@ struct SleepTransactionEndToEndTests {
         #expect(log.lines(containing: "RUN sippretr").count == 1, "the request route ran more than once:\n\(log)")
         #expect(log.lines(containing: "RETR REPLY").count == 1)
         #expect(!log.contains("error from Lua"))
+    }
+
+    /// A reply to a request as a next hop makes it: its Via lines, From, To with a tag,
+    /// Call-ID and CSeq.
+    static func answer(_ request: String, _ status: String) -> String {
+        let lines = request.split(separator: "\r\n").map(String.init)
+        let keep = lines.filter { l in ["Via:", "From:", "Call-ID:", "CSeq:"].contains { l.hasPrefix($0) } }
+        let to = (lines.first { $0.hasPrefix("To:") } ?? "To: <sip:x@127.0.0.1>") + ";tag=next-hop"
+        return "SIP/2.0 \(status)\r\n" + (keep + [to, "Content-Length: 0"]).joined(separator: "\r\n") + "\r\n\r\n"
+    }
+
+    /// t_relay after a sleep relays the request and its reply comes back; so does t_relay in a
+    /// resumed async callback. Neither gets tm's 500 fallback while the branch is open.
+    @Test func relayAfterASleepAndFromAnAsyncCallback() throws {
+        let port = freePort()
+        let next = try UDPPeer()
+        let dir = TempDir()
+        let host = try KSR.Running(["run", dir.write("sleep-tm.lua", Self.script(port, next: next.port))])
+        #expect(host.waitForStderr(timeout: 20) { $0.contains("started:") })
+        let peer = try UDPPeer()
+        for user in ["relay", "taskrelay"] {
+            let started = Date()
+            peer.send(Self.request(user, peer), to: port)
+            // (Skipping retransmissions of the previous round's relayed request.)
+            var forwarded = Self.receive(next, within: 5)
+            while let f = forwarded, !f.hasPrefix("MESSAGE sip:\(user)@") { forwarded = Self.receive(next, within: 5) }
+            #expect(forwarded?.hasPrefix("MESSAGE sip:\(user)@127.0.0.1 SIP/2.0\r\n") == true, "\(user): \(Self.status(forwarded))")
+            if user == "relay" { #expect(Date().timeIntervalSince(started) >= 0.18) }
+            // The next hop answers late: nothing reaches the client before that.
+            #expect(Self.receive(peer, within: 0.5) == nil, "\(user): the client was answered before the next hop")
+            next.send(Self.answer(forwarded ?? "", "200 Next hop OK"), to: port)
+            #expect(Self.status(Self.receive(peer, within: 5)) == "SIP/2.0 200 Next hop OK", "\(user)")
+            #expect(Self.receive(peer, within: 0.5) == nil, "\(user): a second reply came")
+        }
+        #expect(host.stop() == 0)
+        let r = ScriptRun.parse(host.stderr)
+        #expect(r["relay_ret"] == "1|number")
+        #expect(r["task_relay_ret"] == "1|number")
     }
 
     /// A reload drops the callbacks sleeping in the old script: a request suspended by its
