@@ -694,7 +694,7 @@ function KSR.pv.unset(name) end
 ---@return integer
 function KSR.sl.send_reply(code, reason) end
 
---- Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code).
+--- Sends a stateless reply: 1 sent, -1 error (ACK, faked message, bad code). After a KSR.async.sleep that suspended the request's transaction, replies through it.
 ---@param code integer
 ---@param reason string
 ---@return integer
