@@ -87,6 +87,16 @@ struct SleepTransactionEndToEndTests {
           elseif u == "taskrelay" then
             KSR.async.task_route("on_task_relay")
             KSR.x.exit()
+          elseif u == "ring" then
+            KSR.tm.t_newtran()
+            KSR.tm.t_reply(180, "Ringing")
+            KSR.async.ms_sleep(200)
+            KSR.tm.t_reply(486, "Busy after ringing")
+          elseif u == "ringtask" then
+            KSR.tm.t_newtran()
+            KSR.tm.t_reply(180, "Ringing")
+            KSR.async.task_route("on_ring_task")
+            KSR.x.exit()
           elseif u == "reload" then
             KSR.async.sleep(5)
             KSR.info("RELOAD REST RAN\\n")
@@ -94,6 +104,7 @@ struct SleepTransactionEndToEndTests {
             KSR.sl.sl_send_reply(404, "Unknown " .. u)
           end
         end
+        function on_ring_task() KSR.tm.t_reply(486, "Busy after ringing") end
         function on_task_relay()
           KSR.pv.sets("$du", "sip:127.0.0.1:\(next)")
           show("task_relay_ret", KSR.tm.t_relay())
@@ -210,6 +221,17 @@ struct SleepTransactionEndToEndTests {
         let declined = Self.receive(peer, within: 5)
         #expect(Self.status(declined) == "SIP/2.0 603 Declined after sleep")
         peer.send(Self.ack(for: newtran, reply: declined ?? ""), to: port)
+
+        // An INVITE answered 180 already gets no 100 when a sleep or task_route suspends it
+        // (Kamailio's t_suspend sends it only while nothing was sent: seen on 5.6.3).
+        for user in ["ring", "ringtask"] {
+            let ring = Self.request(user, peer, method: "INVITE", branch: "\(user)-\(UUID().uuidString)")
+            peer.send(ring, to: port)
+            #expect(Self.status(Self.receive(peer, within: 3)) == "SIP/2.0 180 Ringing", "\(user)")
+            let final = Self.receive(peer, within: 5)
+            #expect(Self.status(final) == "SIP/2.0 486 Busy after ringing", "\(user)")
+            peer.send(Self.ack(for: ring, reply: final ?? ""), to: port)
+        }
 
         // A route that ends after a sleep without a final reply: 500, as a resumed async route.
         let nothing = Self.request("nothing", peer, branch: "nothing-\(UUID().uuidString)")
