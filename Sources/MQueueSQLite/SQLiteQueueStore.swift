@@ -114,8 +114,20 @@ public final class SQLiteQueueStore: Sendable {
     /// fails, the drained items are added back to the queue. Returns the number of rows written.
     @discardableResult
     public func save(from queue: MessageQueue) throws(QueueStoreError) -> Int {
-        let table = try Self.quoted(queue.name)
         let items = queue.drain()
+        do throws(QueueStoreError) {
+            try append(items, toTableOf: queue.name)
+        } catch {
+            for item in items { queue.add(key: item.key, value: item.value) }
+            throw error
+        }
+        return items.count
+    }
+
+    /// Appends `items` (in this order) to the table of queue `name` in one transaction, after
+    /// any rows already there; creates the table if missing. Nothing is written if it throws.
+    public func append(_ items: [QueueItem], toTableOf name: String) throws(QueueStoreError) {
+        let table = try Self.quoted(name)
         do {
             try db.write { db in
                 try Self.createTable(table, in: db)
@@ -126,11 +138,9 @@ public final class SQLiteQueueStore: Sendable {
                 }
             }
         } catch {
-            for item in items { queue.add(key: item.key, value: item.value) }
             throw QueueStoreError(
                 "cannot save \(items.count) items of mqueue \(table) to \(path): \(Self.describe(error))")
         }
-        return items.count
     }
 
     /// Loads every queue of `registry` whose dbmode loads at startup (1 and 2).

@@ -3,6 +3,7 @@ import GRDB
 import KSRBase
 import MQueue
 import MQueueSQLite
+import Synchronization
 import Testing
 
 /// A fresh database path in a new temporary directory, removed by `cleanUp()`.
@@ -291,5 +292,184 @@ private func storeError(_ body: () throws(QueueStoreError) -> Void) -> String? {
         #expect(saveOnly.count == 0)  // dbmode 3 does not load
         #expect(try tmp.rows("saveonly") == ["y=2", "y=old"])
         #expect(try tmp.rows("both") == [])
+    }
+}
+
+/// A write that fails its first `failures` calls, then appends to the database at `path`.
+private final class FlakyWrite: Sendable {
+    let failures: Int
+    let path: String
+    private let calls = Mutex(0)
+
+    init(failures: Int, path: String) {
+        self.failures = failures
+        self.path = path
+    }
+
+    var count: Int { calls.withLock { $0 } }
+
+    var write: ShutdownSaver.Write {
+        { (items, queue) throws(QueueStoreError) in
+            let n = self.calls.withLock { c in
+                c += 1
+                return c
+            }
+            if n <= self.failures { throw QueueStoreError("injected failure \(n)") }
+            try SQLiteQueueStore(path: self.path).append(items, toTableOf: queue)
+        }
+    }
+}
+
+/// The decoded lines of a fallback file: `key=val` each.
+private func fallbackItems(_ path: String) throws -> [String] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let text = String(decoding: data, as: UTF8.self)
+    #expect(text.hasSuffix("\n"))
+    return try text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
+        let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+        #expect(object?.keys.sorted() == ["key", "val"], "\(line)")
+        return "\(object?["key"] ?? "?")=\(object?["val"] ?? "?")"
+    }
+}
+
+@Suite("saving at shutdown: retry, fallback file")
+struct ShutdownSaveTests {
+    /// 2024-02-29 23:59:58 UTC.
+    static let time = 1_709_251_198
+
+    @Test func savedAtOnce() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let q = queue("name=q;dbmode=1")
+        for i in 0..<3 { q.add(key: "k\(i)", value: "\(i)") }
+        let flaky = FlakyWrite(failures: 0, path: tmp.path)
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .zero, write: flaky.write)
+        #expect(saver.save(q) == .saved(count: 3, firstError: nil))
+        #expect(flaky.count == 1)
+        #expect(q.count == 0)
+        #expect(try tmp.rows("q") == ["k0=0", "k1=1", "k2=2"])
+    }
+
+    @Test func oneFailureIsRetried() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let q = queue("name=q;dbmode=1")
+        for i in 0..<3 { q.add(key: "k\(i)", value: "\(i)") }
+        let flaky = FlakyWrite(failures: 1, path: tmp.path)
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .milliseconds(50), write: flaky.write)
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(saver.save(q) == .saved(count: 3, firstError: QueueStoreError("injected failure 1")))
+        #expect(clock.now - start >= .milliseconds(50))  // waited before the retry
+        #expect(flaky.count == 2)
+        #expect(try tmp.rows("q") == ["k0=0", "k1=1", "k2=2"])
+        let files = try FileManager.default.contentsOfDirectory(atPath: tmp.dir.path)
+        #expect(!files.contains { $0.contains("unsaved") })
+    }
+
+    @Test func twoFailuresGoToTheFallbackFileInOrder() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let q = queue("name=jobs;dbmode=3;addmode=2")
+        var expected: [String] = []
+        for i in 0..<5000 { q.add(key: "k\(i)", value: "v\(i)") }
+        q.add(key: "k0", value: "moved to the end")  // addmode 2: the queue's order, not the keys'
+        q.add(key: "", value: "")
+        q.add(key: "quote\"back\\slash", value: "line\nbreak\ttab\r\u{1}\u{1F}\u{7F} é 🎉")
+        expected = (1..<5000).map { "k\($0)=v\($0)" } + ["k0=moved to the end", "=", "quote\"back\\slash=line\nbreak\ttab\r\u{1}\u{1F}\u{7F} é 🎉"]
+        let flaky = FlakyWrite(failures: 2, path: tmp.path)
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .zero, now: { Self.time }, write: flaky.write)
+        let file = tmp.path + ".unsaved-jobs-20240229T235958Z.jsonl"
+        #expect(saver.save(q) == .fallback(count: 5002, file: file, error: QueueStoreError("injected failure 2")))
+        #expect(flaky.count == 2)
+        #expect(q.count == 0)
+        #expect(try fallbackItems(file) == expected)
+        // Raw form: compact JSON, control characters escaped, nothing else.
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        #expect(lines[0] == #"{"key":"k1","val":"v1"}"#)
+        #expect(lines[5000] == #"{"key":"","val":""}"#)
+        #expect(lines[5001] == #"{"key":"quote\"back\\slash","val":"line\nbreak\ttab\r\u0001\u001F\#u{7F} é 🎉"}"#)
+        #expect(!lines.contains { $0.contains("\u{1F}") })
+    }
+
+    @Test func fallbackFilesAreNeverOverwrittenAndNamesAreSafe() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .zero, now: { Self.time }) { (_, _) throws(QueueStoreError) in
+            throw QueueStoreError("down")
+        }
+        #expect(saver.fallbackPath(queue: "a/b c%é", time: Self.time)
+            == tmp.path + ".unsaved-a%2Fb%20c%25%C3%A9-20240229T235958Z.jsonl")
+        var files: [String] = []
+        for round in 1...3 {
+            let q = queue("name=same")
+            q.add(key: "round", value: "\(round)")
+            guard case .fallback(1, let file, QueueStoreError("down")) = saver.save(q) else {
+                Issue.record("round \(round) not in a fallback file")
+                continue
+            }
+            files.append(file)
+            #expect(try fallbackItems(file) == ["round=\(round)"])
+        }
+        let stem = tmp.path + ".unsaved-same-20240229T235958Z"
+        #expect(files == [stem + ".jsonl", stem + "-2.jsonl", stem + "-3.jsonl"])
+        // An empty queue leaves an empty file: nothing is lost and nothing is invented.
+        #expect(saver.save(queue("name=empty")) == .fallback(count: 0, file: tmp.path + ".unsaved-empty-20240229T235958Z.jsonl",
+                                                              error: QueueStoreError("down")))
+    }
+
+    @Test func lostWhenTheFallbackFileCannotBeWrittenEither() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        // The database's directory is a regular file: no database and no file next to it.
+        let blocked = tmp.dir.appendingPathComponent("not-a-dir").path
+        #expect(FileManager.default.createFile(atPath: blocked, contents: Data("x".utf8)))
+        let db = blocked + "/mq.db"
+        let saver = ShutdownSaver(databasePath: db, retryDelay: .zero, now: { Self.time })
+        let q = queue("name=q;dbmode=1")
+        for i in 0..<7 { q.add(key: "k\(i)", value: "\(i)") }
+        guard case .lost(7, let error, let why) = saver.save(q) else {
+            Issue.record("not reported as lost")
+            return
+        }
+        #expect(error.message.hasPrefix("cannot open mqueue database \(db)"))
+        #expect(why == "cannot create \(db).unsaved-q-20240229T235958Z.jsonl: Not a directory")
+    }
+
+    /// With the real SQLite writer: the database file replaced by a directory while running.
+    @Test func realDatabaseReplacedByADirectory() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let store = try SQLiteQueueStore(path: tmp.path)
+        let q = queue("name=q;dbmode=1")
+        _ = try store.load(into: q)
+        q.add(key: "a", value: "1")
+        q.add(key: "b", value: "2")
+        try FileManager.default.removeItem(atPath: tmp.path)
+        try FileManager.default.createDirectory(atPath: tmp.path, withIntermediateDirectories: false)
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .zero, now: { Self.time })
+        guard case .fallback(2, let file, let error) = saver.save(q) else {
+            Issue.record("not in a fallback file")
+            return
+        }
+        #expect(error.message.hasPrefix("cannot open mqueue database \(tmp.path)"))
+        #expect(try fallbackItems(file) == ["a=1", "b=2"])
+        withExtendedLifetime(store) {}
+    }
+
+    /// A database file removed while running: the save opens a new connection and creates the
+    /// file again, where a connection opened at startup would write into the unlinked file.
+    @Test func realDatabaseRemovedWhileRunningIsCreatedAgain() throws {
+        let tmp = try TempDB()
+        defer { tmp.cleanUp() }
+        let store = try SQLiteQueueStore(path: tmp.path)
+        let q = queue("name=q;dbmode=1")
+        _ = try store.load(into: q)
+        q.add(key: "a", value: "1")
+        try FileManager.default.removeItem(atPath: tmp.path)
+        let saver = ShutdownSaver(databasePath: tmp.path, retryDelay: .zero)
+        #expect(saver.save(q) == .saved(count: 1, firstError: nil))
+        #expect(try tmp.rows("q") == ["a=1"])
+        withExtendedLifetime(store) {}
     }
 }
