@@ -55,7 +55,6 @@ public final class ScriptHost: @unchecked Sendable {
         var runtime: HostRuntime
         var workers: [Worker] = []
         var timerStates: [TimerState] = []
-        var store: SQLiteQueueStore?
         var startedAt: (seconds: Int, micros: Int) = WallClock.now()
         var reloads = 0
         var servers: [ControlServer] = []

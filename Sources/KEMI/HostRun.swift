@@ -27,11 +27,11 @@ extension ScriptHost {
     public func start() throws(ConfigFailure) {
         let runtime = self.runtime
         let setup = runtime.setup
-        var store: SQLiteQueueStore?
         if let url = setup.dbURL, runtime.queueList.contains(where: { $0.definition.dbMode != .none }) {
             do {
+                // This connection closes after the load: the save at shutdown opens its own
+                // (ShutdownSaver), so it never writes to a file removed while the host ran.
                 let s = try SQLiteQueueStore(url: url)
-                store = s
                 for q in runtime.queueList where q.definition.dbMode.loadsAtStartup {
                     let n = try s.load(into: q)
                     logger.info("loaded \(n) items of queue [\(q.definition.name)] from the database", metadata: ["ksr.module": "mqueue"])
@@ -113,7 +113,6 @@ extension ScriptHost {
         state.withLock {
             $0.workers = workers
             $0.timerStates = allStates
-            $0.store = store
             $0.startedAt = WallClock.now()
         }
         if failures.isEmpty && !listen.isEmpty {
@@ -209,15 +208,28 @@ extension ScriptHost {
         if mkdir(dir, 0o700) != 0 && errno != EEXIST { return }
     }
 
+    /// What a stop did with the queues that save at shutdown.
+    public struct StopReport: Sendable {
+        /// Queues whose items could not be saved in the database and went to a fallback file.
+        public var queuesInFallbackFiles = 0
+        /// Items lost: neither the database nor a fallback file took them.
+        public var itemsLost = 0
+
+        /// `ksr run`'s exit status: 0 all saved, 3 some queue is in a fallback file, 4 items lost.
+        public var exitStatus: Int32 { itemsLost > 0 ? 4 : queuesInFallbackFiles > 0 ? 3 : 0 }
+    }
+
     /// Stops the control plane and every worker, then saves the queues that have a database
-    /// mode that saves.
-    public func stop() {
-        let (workers, store, runtime, servers) = state.withLock { s in
+    /// mode that saves: a failed save is retried once, then the items go to a fallback file
+    /// next to the database (`ShutdownSaver`); each failure is logged as an error.
+    @discardableResult
+    public func stop() -> StopReport {
+        let (workers, runtime, servers) = state.withLock { s in
             let w = s.workers
             let c = s.servers
             s.workers = []
             s.servers = []
-            return (w, s.store, s.runtime, c)
+            return (w, s.runtime, c)
         }
         for c in servers { c.stop() }
         // No new input first; then the workers finish what they are running (replies they
@@ -236,18 +248,39 @@ extension ScriptHost {
             runtime.sip.set(nil)
             runtime.dmq.set(nil)
         }
-        guard let url = runtime.setup.dbURL else { return }
+        return saveQueues(runtime)
+    }
+
+    private func saveQueues(_ runtime: HostRuntime) -> StopReport {
+        var report = StopReport()
         let toSave = runtime.queueList.filter { $0.definition.dbMode.savesAtShutdown }
-        guard !toSave.isEmpty else { return }
-        do {
-            let store = try store ?? SQLiteQueueStore(url: url)
-            for q in toSave {
-                let n = try store.save(from: q)
-                logger.info("queue [\(q.definition.name)] saved in db (\(n) items)", metadata: ["ksr.module": "mqueue"])
-            }
-        } catch {
-            logger.error("saving queues failed: \(error)", metadata: ["ksr.module": "mqueue"])
+        // A dbmode queue without a (valid) db_url is refused by the configuration checks.
+        guard !toSave.isEmpty, let url = runtime.setup.dbURL, let path = try? SQLiteQueueStore.path(fromURL: url) else {
+            return report
         }
+        let saver = ShutdownSaver(databasePath: path)
+        let meta: Logger.Metadata = ["ksr.module": "mqueue"]
+        for q in toSave {
+            let name = q.definition.name
+            switch saver.save(q) {
+            case .saved(let n, let firstError):
+                if let firstError {
+                    logger.warning("queue [\(name)]: the first save failed (\(firstError)); the retry worked", metadata: meta)
+                }
+                logger.info("queue [\(name)] saved in db (\(n) items)", metadata: meta)
+            case .fallback(let n, let file, let error):
+                report.queuesInFallbackFiles += 1
+                let text = "queue [\(name)]: \(n) items NOT saved in the database \(path) (\(error); retried once); "
+                    + "they are in \(file) (one JSON line per item, in queue order; README: mqueue persistence)"
+                logger.error("\(text)", metadata: meta)
+            case .lost(let n, let error, let fallbackError):
+                report.itemsLost += n
+                let text = "queue [\(name)]: \(n) items LOST: NOT saved in the database \(path) (\(error); retried once) "
+                    + "and the fallback file failed too (\(fallbackError))"
+                logger.critical("\(text)", metadata: meta)
+            }
+        }
+        return report
     }
 
     /// The running workers.

@@ -135,7 +135,13 @@ extension KSRCommand {
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a script until SIGINT or SIGTERM.",
-            discussion: "The script is loaded once to read its configuration, then once in every worker.")
+            discussion: """
+                The script is loaded once to read its configuration, then once in every worker.
+                Exit status: 0 stopped cleanly; 1 configuration error; 3 stopped, but a queue could not be
+                saved in the mqueue database and its items are in a fallback file next to it
+                (<db>.unsaved-<queue>-<time>.jsonl); 4 stopped and queue items were lost (not even
+                the fallback file could be written).
+                """)
 
         @OptionGroup var options: ScriptOptions
 
@@ -172,7 +178,14 @@ extension KSRCommand {
                 if !result.ok { logger.error("\(result.message)", metadata: ["ksr.module": "app_lua"]) }
             }
             logger.notice("signal \(sig == SIGINT ? "SIGINT" : "SIGTERM") received: stopping", metadata: ["ksr.module": "core"])
-            host.stop()
+            let report = host.stop()
+            guard report.exitStatus == 0 else {
+                // Queue items not saved in the database: a fallback file (3) or lost (4).
+                let what = report.itemsLost > 0
+                    ? "queue items lost: \(report.itemsLost)" : "queues only in fallback files: \(report.queuesInFallbackFiles)"
+                logger.error("stopped; exit status \(report.exitStatus): \(what)", metadata: ["ksr.module": "core"])
+                throw ExitCode(report.exitStatus)
+            }
             logger.notice("stopped", metadata: ["ksr.module": "core"])
         }
     }

@@ -174,6 +174,154 @@ struct MQueueEndToEndTests {
     }
 }
 
+extension MQueueEndToEndTests {
+    /// `count` items put in queue `jobs` (db_url `db`, dbmode 1) and `later` (dbmode 3) by a timer.
+    static func producer(db: String, count: Int) -> String {
+        """
+        modparam("mqueue", "db_url", "sqlite://\(db)")
+        modparam("mqueue", "mqueue", "name=jobs;dbmode=1")
+        modparam("mqueue", "mqueue", "name=later;dbmode=3")
+        modparam("mqueue", "mqueue", "name=volatile")
+        modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+        modparam("rtimer", "exec", "timer=t;route=fill")
+        local done = false
+        function fill()
+          if done then return end
+          done = true
+          for i = 1, \(count) do
+            KSR.mqueue.mq_add("jobs", "k" .. i, "v" .. i .. " \\"q\\" \\\\ \\t é")
+          end
+          KSR.mqueue.mq_add("jobs", "", "")
+          KSR.mqueue.mq_add("later", "a", "1")
+          KSR.mqueue.mq_add("volatile", "x", "y")
+          KSR.info("DONE\\n")
+        end
+        """
+    }
+
+    /// What `producer` puts in `jobs`, as `key=val`.
+    static func produced(_ count: Int) -> [String] {
+        (1...count).map { "k\($0)=v\($0) \"q\" \\ \t é" } + ["="]
+    }
+
+    /// The fallback files of `queue` next to `db`.
+    static func fallbackFiles(_ db: String, queue: String) -> [String] {
+        let url = URL(fileURLWithPath: db)
+        let dir = url.deletingLastPathComponent()
+        let prefix = url.lastPathComponent + ".unsaved-\(queue)-"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasPrefix(prefix) && $0.hasSuffix(".jsonl") }.sorted().map { dir.appendingPathComponent($0).path }
+    }
+
+    /// `key=val` of every line of a fallback file.
+    static func fallbackItems(_ path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String]
+            return "\(object?["key"] ?? "?")=\(object?["val"] ?? "?")"
+        }
+    }
+
+    /// The database file replaced by a directory before SIGTERM (as root, chmod would not stop
+    /// the save): both attempts fail, every item goes to the fallback file in order, the exit
+    /// status is 3; the README's sqlite3 recipe puts the rows back and the next run loads them.
+    @Test func failedSaveAtShutdownGoesToAFallbackFile() throws {
+        let dir = TempDir()
+        let db = dir.path("queues.db")
+        let count = 3000
+        let p = try KSR.Running(["run", dir.write("app.lua", Self.producer(db: db, count: count))])
+        #expect(p.waitForStderr(timeout: 30) { $0.contains("DONE") }, "\(p.stderr)")
+        try FileManager.default.removeItem(atPath: db)
+        try FileManager.default.createDirectory(atPath: db, withIntermediateDirectories: false)
+        let status = p.stop()
+        let log = p.stderr
+        #expect(status == 3, "\(log)")
+        let jobs = Self.fallbackFiles(db, queue: "jobs"), later = Self.fallbackFiles(db, queue: "later")
+        #expect(jobs.count == 1 && later.count == 1, "\(log)")
+        guard let file = jobs.first, let laterFile = later.first else { return }
+        let lines = log.lines(containing: "queue [jobs]: \(count + 1) items NOT saved in the database \(db) (cannot open mqueue database")
+        #expect(lines.count == 1, "\(log)")
+        #expect(lines.first?.contains("retried once); they are in \(file) (") == true, "\(log)")
+        #expect(lines.first?.contains("ERROR") == true || lines.first?.contains("error") == true, "\(log)")
+        #expect(log.contains("queue [later]: 1 items NOT saved"))
+        #expect(log.contains("exit status 3: queues only in fallback files: 2"), "\(log)")
+        #expect(!log.contains("saved in db"))
+        #expect(try Self.fallbackItems(file) == Self.produced(count))
+        #expect(try Self.fallbackItems(laterFile) == ["a=1"])
+
+        // The README's recipe, with ksr stopped: the rows back in the database.
+        try FileManager.default.removeItem(atPath: db)
+        let recipe = """
+            CREATE TABLE IF NOT EXISTS "jobs" (id INTEGER PRIMARY KEY AUTOINCREMENT,
+              key VARCHAR(64) NOT NULL DEFAULT '', val VARCHAR(4096) NOT NULL DEFAULT '');
+            CREATE TEMP TABLE unsaved(line TEXT);
+            .mode ascii
+            .separator "\\037" "\\n"
+            .import \(file) unsaved
+            INSERT INTO "jobs" (key, val)
+              SELECT json_extract(line, '$.key'), json_extract(line, '$.val') FROM unsaved ORDER BY rowid;
+
+            """
+        let sql = dir.write("restore.sql", recipe)
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/sqlite3")
+        sqlite.arguments = [db]
+        sqlite.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: sql))
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(sqlite.terminationStatus == 0)
+        #expect(try KSR.sqlite(db, "SELECT count(*) FROM jobs") == ["\(count + 1)"])
+
+        let consumer = luaShow + """
+            modparam("mqueue", "db_url", "sqlite://\(db)")
+            modparam("mqueue", "mqueue", "name=jobs;dbmode=2")
+            modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+            modparam("rtimer", "exec", "timer=t;route=read")
+            local done = false
+            function read()
+              if done then return end
+              done = true
+              local n, ordered = 0, true
+              while KSR.mqueue.mq_fetch("jobs") == 1 do
+                n = n + 1
+                local k, v = KSR.mqueue.mqk_get("jobs"), KSR.mqueue.mqv_get("jobs")
+                if n <= \(count) and (k ~= "k" .. n or v ~= "v" .. n .. " \\"q\\" \\\\ \\t é") then ordered = false end
+                if n == \(count + 1) and (k ~= "" or v ~= "") then ordered = false end
+              end
+              show("count", n)
+              show("ordered", ordered)
+              KSR.info("DONE\\n")
+            end
+            """
+        let second = try ScriptRun.run(consumer)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.results["count"] == "\(count + 1)|number")
+        #expect(second.results["ordered"] == "true|boolean")
+    }
+
+    /// The database's directory replaced by a regular file: neither the database nor a
+    /// fallback file can be written; the log says how many items are lost and the exit status is 4.
+    @Test func lostItemsAtShutdownAreLoudAndExitFour() throws {
+        let dir = TempDir()
+        let sub = dir.path("data")
+        try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: false)
+        let db = sub + "/queues.db"
+        let p = try KSR.Running(["run", dir.write("app.lua", Self.producer(db: db, count: 10))])
+        #expect(p.waitForStderr(timeout: 30) { $0.contains("DONE") }, "\(p.stderr)")
+        try FileManager.default.removeItem(atPath: sub)
+        #expect(FileManager.default.createFile(atPath: sub, contents: Data("not a directory".utf8)))
+        let status = p.stop()
+        let log = p.stderr
+        #expect(status == 4, "\(log)")
+        let lines = log.lines(containing: "queue [jobs]: 11 items LOST: NOT saved in the database \(db)")
+        #expect(lines.count == 1, "\(log)")
+        #expect(lines.first?.contains("and the fallback file failed too (cannot create \(db).unsaved-jobs-") == true, "\(log)")
+        #expect(lines.first?.contains("Not a directory)") == true, "\(log)")
+        #expect(log.contains("queue [later]: 1 items LOST"))
+        #expect(log.contains("exit status 4: queue items lost: 12"), "\(log)")
+    }
+}
+
 extension KSR {
     /// Runs a query with the sqlite3 command-line tool (installed by scripts/setup --test).
     static func sqlite(_ db: String, _ sql: String) throws -> [String] {
