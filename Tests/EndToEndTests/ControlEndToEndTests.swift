@@ -224,7 +224,7 @@ struct ControlEndToEndTests {
         #expect(nameAndSize(size.stdout) == "rpcq=2")
         // SIGHUP reloads too.
         h.rewrite(Self.body.replacingOccurrences(of: "TICK v1", with: "TICK v3"))
-        kill(h.process.process.processIdentifier, SIGHUP)
+        h.process.signal(SIGHUP)
         #expect(h.process.waitForStderr(timeout: 10) { $0.contains("TICK v3") })
     }
 

@@ -24,7 +24,7 @@ struct KSR {
         let p = try Running(args, cwd: cwd)
         let deadline = Date().addingTimeInterval(timeout)
         while p.process.isRunning && Date() < deadline { usleep(10_000) }
-        if p.process.isRunning { p.process.interrupt(); kill(p.process.processIdentifier, SIGKILL) }
+        if p.process.isRunning { p.signal(SIGKILL) }
         p.process.waitUntilExit()
         return Result(status: p.process.terminationStatus, stdout: p.stdout, stderr: p.stderr)
     }
@@ -53,6 +53,17 @@ struct KSR {
             process.standardError = try FileHandle(forWritingTo: errURL)
             process.standardInput = FileHandle.nullDevice
             try process.run()
+            handle = PIDHandle(process.processIdentifier)
+        }
+
+        /// The child pinned right after it started (nil if it was already gone): signals go
+        /// through it, never to a pid that another process or thread may have got since.
+        private var handle: PIDHandle?
+
+        /// Sends `signal` to the child if it still runs.
+        func signal(_ signal: Int32) {
+            guard process.isRunning else { return }
+            if let handle { handle.signal(signal) } else { kill(process.processIdentifier, signal) }
         }
 
         var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
@@ -73,16 +84,16 @@ struct KSR {
         /// Sends a signal and waits for the process to end; returns its exit status.
         @discardableResult
         func stop(_ signal: Int32 = SIGTERM, timeout: Double = 20) -> Int32 {
-            if process.isRunning { kill(process.processIdentifier, signal) }
+            self.signal(signal)
             let deadline = Date().addingTimeInterval(timeout)
             while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            self.signal(SIGKILL)
             process.waitUntilExit()
             return process.terminationStatus
         }
 
         deinit {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            if process.isRunning { signal(SIGKILL); process.waitUntilExit() }
             try? FileManager.default.removeItem(at: dir)
         }
     }

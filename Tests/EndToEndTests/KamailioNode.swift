@@ -298,11 +298,13 @@ final class KamailioNode {
     /// gets SIGKILL. Kamailio 5.6 sends nothing to its peers on shutdown.
     func stop(timeout: Double = 10) {
         guard let c = child, c.isRunning else { child = nil; pid = nil; return }
-        let family = descendants(of: c.pid)
-        kill(c.pid, SIGTERM)
+        // Pinned now, while they run: by the time they get their SIGKILL they may be gone and
+        // reaped by init, their pids free for anything (a thread of this very process included).
+        let family = familyHandles(of: c.pid)
+        kill(c.pid, SIGTERM)  // our unreaped child: its pid cannot be anybody else's yet
         if !c.wait(timeout: timeout) { kill(c.pid, SIGKILL); c.wait() }
-        for p in family where Self.isRunning(p) { kill(p, SIGKILL) }
-        Self.waitDead(family, timeout: 2)
+        for h in family where !h.hasExited { h.signal(SIGKILL) }
+        Self.waitExited(family, timeout: 2)
         child = nil
         pid = nil
     }
@@ -321,12 +323,36 @@ final class KamailioNode {
     private func kill9All() {
         defer { child = nil; pid = nil }
         guard let c = child, c.isRunning else { return }
-        let family = descendants(of: c.pid)
+        let family = familyHandles(of: c.pid)
         kill(c.pid, SIGKILL)
-        for p in family { kill(p, SIGKILL) }
+        for h in family { h.signal(SIGKILL) }
         c.wait()
         // Dead, not yet reaped: init reaps the orphaned children (here it took ~1.5 s).
-        Self.waitDead(family, timeout: 2)
+        Self.waitExited(family, timeout: 2)
+    }
+
+    /// The descendants of `root` running this node's cfg, each pinned by a `PIDHandle` (checked
+    /// again once pinned), so that no signal meant for them can reach a process that gets one
+    /// of their pids later.
+    func familyHandles(of root: pid_t) -> [PIDHandle] {
+        let cfg = cfgPath
+        return descendants(of: root).compactMap { p in
+            PIDHandle(p) { pid in
+                let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                return String(decoding: cmdline, as: UTF8.self).contains(cfg)
+            }
+        }
+    }
+
+    /// Waits (bounded) until every pinned process has exited.
+    @discardableResult
+    static func waitExited(_ handles: [PIDHandle], timeout: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if handles.allSatisfy(\.hasExited) { return true }
+            usleep(2_000)
+        }
+        return false
     }
 
     /// Pids of all descendants of `root` that run this node's cfg (from /proc/<pid>/task/*/children).
@@ -355,17 +381,6 @@ final class KamailioNode {
               let close = stat.lastIndex(of: ")") else { return false }
         let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).prefix(1)
         return state != "Z" && state != "X"
-    }
-
-    /// Waits (bounded) until none of `pids` runs any more (gone or a zombie).
-    @discardableResult
-    static func waitDead(_ pids: [pid_t], timeout: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if !pids.contains(where: isRunning) { return true }
-            usleep(2_000)
-        }
-        return false
     }
 
     /// Waits (bounded) until none of `pids` is in /proc any more (reaped).

@@ -48,7 +48,8 @@ struct RelayEndToEndTests {
         callee.standardOutput = FileHandle.nullDevice
         callee.standardError = FileHandle.nullDevice
         try callee.run()
-        defer { if callee.isRunning { kill(callee.processIdentifier, SIGKILL) } }
+        let calleeHandle = PIDHandle(callee.processIdentifier)
+        defer { if callee.isRunning { calleeHandle?.signal(SIGKILL) } }
         usleep(300_000)
 
         // The caller: sipp's built-in UAC (INVITE, 180/200, ACK, BYE) through ksr.
