@@ -33,6 +33,7 @@ struct LifecycleTests {
 
     @Test func stopReleasesPorts() async throws {
         let transport = makeTransport()
+        defer { transport.stop() }  // also when an await below throws: no transport outlives the test
         let inbox = Inbox()
         let listeners = try transport.start(
             listen: [SIPListenAddress(parsing: "udp:127.0.0.1:0"), SIPListenAddress(parsing: "tcp:127.0.0.1:0")],
@@ -51,6 +52,7 @@ struct LifecycleTests {
 
         // The very same ports bind again, in another transport and in this one.
         let other = makeTransport()
+        defer { other.stop() }
         #expect(try other.start(listen: addresses, sink: { _ in }).map(\.address) == addresses)
         other.stop()
         let restarted = try transport.start(listen: addresses, sink: inbox.sink)
@@ -63,20 +65,36 @@ struct LifecycleTests {
 
     @Test func sendsRacingStopFailCleanly() async throws {
         let transport = makeTransport()
+        // The stopping thread is waited for, whatever happens: no thread of this test keeps
+        // running (and stopping) into the next one.
+        let stopped = DispatchSemaphore(value: 0)
+        var stopperStarted = false
+        defer {
+            if stopperStarted { stopped.wait() }
+            transport.stop()
+        }
         let listener = try #require(
             try transport.start(listen: [SIPListenAddress(parsing: "udp:127.0.0.1:0")], sink: { _ in }).first)
         let sink = try UDPPeer()
         let destination = try SIPSocketAddress(ip: "127.0.0.1", port: sink.port)
+        stopperStarted = true
         let sent = try await blocking {
             var n = 0
             for _ in 0..<20_000 {
                 transport.send(bytes(sipRequest()), to: destination, via: listener)
                 n += 1
-                if n == 5_000 { Thread.detachNewThread { transport.stop() } }
+                if n == 5_000 {
+                    Thread.detachNewThread {
+                        transport.stop()
+                        stopped.signal()
+                    }
+                }
             }
             return n
         }
         #expect(sent == 20_000)
+        stopped.wait()
+        stopperStarted = false
         transport.stop()
         let stats = transport.stats
         #expect(stats.sent + stats.errors == 20_000)
