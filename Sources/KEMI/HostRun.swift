@@ -273,6 +273,9 @@ extension ScriptHost {
                 let text = "queue [\(name)]: \(n) items NOT saved in the database \(path) (\(error); retried once); "
                     + "they are in \(file) (one JSON line per item, in queue order; README: mqueue persistence)"
                 logger.error("\(text)", metadata: meta)
+            case .emptyNotSaved(let error):
+                logger.warning("queue [\(name)] was empty, nothing to save, but the database \(path) failed: \(error)",
+                               metadata: meta)
             case .lost(let n, let error, let fallbackError):
                 report.itemsLost += n
                 let text = "queue [\(name)]: \(n) items LOST: NOT saved in the database \(path) (\(error); retried once) "

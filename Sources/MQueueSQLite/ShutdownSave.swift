@@ -13,6 +13,9 @@ public enum ShutdownSaveOutcome: Sendable, Equatable {
     case fallback(count: Int, file: String, error: QueueStoreError)
     /// Both attempts failed and the fallback file could not be written either: the items are lost.
     case lost(count: Int, error: QueueStoreError, fallbackError: String)
+    /// The queue was empty and the database could not be written (no retry, no file: nothing
+    /// is lost, but the database needs a look).
+    case emptyNotSaved(error: QueueStoreError)
 }
 
 /// Saves queues at shutdown without losing them silently: a failed save is retried once with
@@ -61,6 +64,7 @@ public struct ShutdownSaver: Sendable {
         } catch {
             first = error
         }
+        if items.isEmpty { return .emptyNotSaved(error: first) }
         sleep(for: retryDelay)
         let last: QueueStoreError
         do throws(QueueStoreError) {

@@ -175,12 +175,14 @@ struct MQueueEndToEndTests {
 }
 
 extension MQueueEndToEndTests {
-    /// `count` items put in queue `jobs` (db_url `db`, dbmode 1) and `later` (dbmode 3) by a timer.
+    /// `count` items put in queue `jobs` (db_url `db`, dbmode 1) and `later` (dbmode 3) by a
+    /// timer; `idle` (dbmode 3) stays empty.
     static func producer(db: String, count: Int) -> String {
         """
         modparam("mqueue", "db_url", "sqlite://\(db)")
         modparam("mqueue", "mqueue", "name=jobs;dbmode=1")
         modparam("mqueue", "mqueue", "name=later;dbmode=3")
+        modparam("mqueue", "mqueue", "name=idle;dbmode=3")
         modparam("mqueue", "mqueue", "name=volatile")
         modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
         modparam("rtimer", "exec", "timer=t;route=fill")
@@ -246,6 +248,9 @@ extension MQueueEndToEndTests {
         #expect(log.contains("queue [later]: 1 items NOT saved"))
         #expect(log.contains("exit status 3: queues only in fallback files: 2"), "\(log)")
         #expect(!log.contains("saved in db"))
+        // An empty queue: a warning, no file.
+        #expect(log.contains("queue [idle] was empty, nothing to save, but the database \(db) failed"), "\(log)")
+        #expect(Self.fallbackFiles(db, queue: "idle").isEmpty)
         #expect(try Self.fallbackItems(file) == Self.produced(count))
         #expect(try Self.fallbackItems(laterFile) == ["a=1"])
 

@@ -413,9 +413,9 @@ struct ShutdownSaveTests {
         }
         let stem = tmp.path + ".unsaved-same-20240229T235958Z"
         #expect(files == [stem + ".jsonl", stem + "-2.jsonl", stem + "-3.jsonl"])
-        // An empty queue leaves an empty file: nothing is lost and nothing is invented.
-        #expect(saver.save(queue("name=empty")) == .fallback(count: 0, file: tmp.path + ".unsaved-empty-20240229T235958Z.jsonl",
-                                                              error: QueueStoreError("down")))
+        // An empty queue: nothing to keep, so no retry and no file, but the failure is reported.
+        #expect(saver.save(queue("name=empty")) == .emptyNotSaved(error: QueueStoreError("down")))
+        #expect(!FileManager.default.fileExists(atPath: tmp.path + ".unsaved-empty-20240229T235958Z.jsonl"))
     }
 
     @Test func lostWhenTheFallbackFileCannotBeWrittenEither() throws {
