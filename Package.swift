@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "SIPTransport",
             dependencies: [
-                "CKSRSys",
+                "KSRBase", "CKSRSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,6 +96,7 @@ let package = Package(
         .target(
             name: "Control",
             dependencies: [
+                "KSRBase",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import Foundation
+import KSRBase
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -242,13 +243,6 @@ final class ControlService: Sendable {
         self.logger = logger
         self.configuration = configuration
     }
-}
-
-/// "address already in use" for EADDRINUSE.
-func errnoText(_ code: CInt) -> String {
-    let text = String(cString: strerror(code))
-    guard let first = text.first else { return "error \(code)" }
-    return first.lowercased() + text.dropFirst()
 }
 
 /// A short reason for a NIO error.

@@ -279,11 +279,6 @@ struct FileReadError: Error, CustomStringConvertible {
     var description: String { errorText(code) }
 }
 
-func errorText(_ code: Int32) -> String {
-    guard let s = strerror(code) else { return "error \(code)" }
-    return String(cString: s)
-}
-
 func readWholeFile(_ path: String) -> Result<[UInt8], FileReadError> {
     guard let f = fopen(path, "rb") else { return .failure(FileReadError(code: errno)) }
     defer { fclose(f) }

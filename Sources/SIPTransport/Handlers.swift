@@ -1,3 +1,4 @@
+import KSRBase
 import Logging
 import NIOCore
 import NIOPosix
@@ -200,13 +201,6 @@ final class TCPConnectionHandler: ChannelInboundHandler {
         closing = true
         context.close(promise: nil)
     }
-}
-
-/// "address already in use" for EADDRINUSE.
-func errnoText(_ code: CInt) -> String {
-    let text = String(cString: strerror(code))
-    guard let first = text.first else { return "error \(code)" }
-    return first.lowercased() + text.dropFirst()
 }
 
 /// A short reason for a NIO error.

@@ -1,4 +1,5 @@
 import Dispatch
+import KSRBase
 import Logging
 import NIOCore
 import NIOPosix

@@ -1,4 +1,5 @@
 import CKSRSys
+import KSRBase
 import Logging
 import NIOCore
 import Synchronization
