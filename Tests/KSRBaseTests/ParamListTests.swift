@@ -113,4 +113,11 @@ struct ParamListTests {
             #expect(parseSignedDecimal(bad) == nil, "\(bad)")
         }
     }
+
+    @Test func paramValues() {
+        #expect(ParamValue.string("yes").intValue == 1)
+        #expect(ParamValue.string(" 42 ").intValue == 42)
+        #expect(ParamValue.string("ten").intValue == nil)
+        #expect(ParamValue.int(7).text == "7")
+    }
 }

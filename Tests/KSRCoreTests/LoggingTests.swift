@@ -35,11 +35,4 @@ struct LoggingTests {
         #expect(KamailioLogLevel.level(named: "warn") == .warning)
         #expect(KamailioLogLevel.level(named: "bogus") == .error)
     }
-
-    @Test func paramValues() {
-        #expect(ParamValue.string("yes").intValue == 1)
-        #expect(ParamValue.string(" 42 ").intValue == 42)
-        #expect(ParamValue.string("ten").intValue == nil)
-        #expect(ParamValue.int(7).text == "7")
-    }
 }

@@ -1,5 +1,3 @@
-import KSRBase
-
 /// A configuration value as Kamailio takes it: a string or an integer.
 public enum ParamValue: Sendable, Equatable, CustomStringConvertible {
     case string(String)
