@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "SIPTransport",
             dependencies: [
-                "KSRBase", "CKSRSys",
+                "SIP", "KSRBase", "CKSRSys",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

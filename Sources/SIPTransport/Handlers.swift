@@ -2,6 +2,7 @@ import KSRBase
 import Logging
 import NIOCore
 import NIOPosix
+import SIP
 import Synchronization
 
 #if canImport(Glibc)
@@ -99,7 +100,6 @@ final class TCPConnectionHandler: ChannelInboundHandler {
     private let destination: SIPSocketAddress?
     private let sink: SIPInboundSink
     private var framer: SIPStreamFramer
-    private var pending: ByteBuffer?
     private var connection: SIPConnection?
     private var closing = false
 
@@ -139,47 +139,34 @@ final class TCPConnectionHandler: ChannelInboundHandler {
         if let connection {
             core.closed(connection)
         }
-        pending = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing, let connection else { return }
-        var incoming = unwrapInboundIn(data)
-        var buffer: ByteBuffer
-        if var held = pending {
-            pending = nil
-            held.writeBuffer(&incoming)
-            buffer = held
-        } else {
-            buffer = incoming
-        }
+        framer.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        let pingsBefore = framer.keepAlivePings
         do {
-            while let output = try framer.next(&buffer) {
-                switch output {
-                case .message(let bytes):
-                    core.counters.received.add(1, ordering: .relaxed)
-                    sink(
-                        SIPInbound(
-                            bytes: bytes, source: connection.remote, local: listener, connection: connection,
-                            receivedAt: monotonicNanos()))
-                case .ping:
-                    var pong = context.channel.allocator.buffer(capacity: 2)
-                    pong.writeStaticString("\r\n")
-                    context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
-                }
+            while let bytes = try framer.next() {
+                core.counters.received.add(1, ordering: .relaxed)
+                sink(
+                    SIPInbound(
+                        bytes: bytes, source: connection.remote, local: listener, connection: connection,
+                        receivedAt: monotonicNanos()))
                 if closing { return }
             }
         } catch {
             core.counters.dropped.add(1, ordering: .relaxed)
-            core.logger.warning("closing TCP connection from \(connection.remote) on \(listener): \(error)")
+            core.logger.warning("closing TCP connection from \(connection.remote) on \(listener): \(error.reason)")
             closing = true
             context.close(promise: nil)
             return
         }
-        if buffer.readableBytes > 0 {
-            if buffer.readerIndex > 4096 { buffer.discardReadBytes() }
-            pending = buffer
+        // Each CRLF CRLF keep-alive ping (RFC 5626 §3.5.1) gets a CRLF pong.
+        for _ in pingsBefore..<framer.keepAlivePings {
+            var pong = context.channel.allocator.buffer(capacity: 2)
+            pong.writeStaticString("\r\n")
+            context.writeAndFlush(wrapOutboundOut(pong), promise: nil)
         }
     }
 
