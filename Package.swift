@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
         .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
-        // The captured KDMQ messages (Tests/Fixtures/dmq) and their loader, for SIPTests and DMQTests.
+        // The captured KDMQ messages (Tests/Fixtures/dmq), their loader and a seeded generator, for SIPTests and DMQTests.
         .target(name: "KSRTestFixtures", path: "Tests/Fixtures", exclude: ["dmq"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP", "KSRTestFixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP", "KSRBase"], swiftSettings: strict),

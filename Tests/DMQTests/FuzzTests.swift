@@ -1,4 +1,5 @@
 import DMQ
+import KSRTestFixtures
 import Testing
 
 @Suite("Random bodies")
