@@ -7,16 +7,15 @@ import SIP
 /// T2 in Proceeding. Timer F (64·T1) and Kamailio's `fr_timer`, whichever fires first, end it
 /// with a synthesized 408 delivered to the TU. Response retransmissions in Completed are
 /// absorbed.
-public struct ClientNonInviteTransaction: Sendable {
+public struct ClientNonInviteTransaction: ClientTransactionMachine, Sendable {
     public let request: SIPMessage
     public let reliable: Bool
     public let timers: TransactionTimers
-    /// To tag of the locally made 408/503.
     /// The To-tag of a response this transaction makes up (408, 503); drawn only then, since
     /// most transactions never need one (a random draw per transaction showed in profiles).
     public var localTag: String { fixedLocalTag ?? TransactionMessages.randomToken() }
     private let fixedLocalTag: String?
-    public private(set) var state: TransactionState = .trying
+    public internal(set) var state: TransactionState = .trying
     /// The status of the final response (received or synthesized), once there is one.
     public private(set) var finalStatus: Int?
     /// The final response this transaction made up itself (408 after Timer F or the
@@ -24,9 +23,10 @@ public struct ClientNonInviteTransaction: Sendable {
     /// kept: the transaction outlives it by Timer K (5 s), and keeping every response that
     /// long was a fifth of a busy DMQ node's memory.
     public private(set) var finalResponse: SIPMessage?
-    private var started = false
-    private var eInterval: UInt64 = 0
-    private var slots = TimerSlots()
+    var started = false
+    /// Timer E's interval.
+    var retransmitInterval: UInt64 = 0
+    var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers(),
                 localTag: String? = nil) {
@@ -38,18 +38,7 @@ public struct ClientNonInviteTransaction: Sendable {
 
     /// Sends the request and arms E (unreliable), F and the final-response timer.
     public mutating func start(now: UInt64) -> [TransactionEffect] {
-        guard !started, state == .trying else { return [] }
-        started = true
-        var out: [TransactionEffect] = [.send(request.bytes, retransmission: false)]
-        if !reliable {
-            eInterval = timers.t1ns
-            out.append(slots.set(.e, at: addNanos(now, eInterval)))
-        }
-        out.append(slots.set(.f, at: addNanos(now, timers.t64ns)))
-        if let fr = TransactionTimers.nanos(timers.finalResponse) {
-            out.append(slots.set(.finalResponse, at: addNanos(now, fr)))
-        }
-        return out
+        start(from: .trying, retransmit: .e, timeout: .f, now: now)
     }
 
     /// A response matching this transaction arrived.
@@ -86,8 +75,8 @@ public struct ClientNonInviteTransaction: Sendable {
             switch t {
             case .e:
                 out.append(.send(request.bytes, retransmission: true))
-                eInterval = state == .trying ? min(eInterval * 2, timers.t2ns) : timers.t2ns
-                out.append(slots.set(.e, at: addNanos(now, eInterval)))
+                retransmitInterval = state == .trying ? min(retransmitInterval * 2, timers.t2ns) : timers.t2ns
+                out.append(slots.set(.e, at: addNanos(now, retransmitInterval)))
             case .f, .finalResponse:
                 let r = TransactionMessages.timeoutResponse(to: request, toTag: localTag)
                 finalResponse = r
@@ -123,22 +112,11 @@ public struct ClientNonInviteTransaction: Sendable {
     }
 
     /// The TU gives up on the transaction: Terminated without delivering anything.
-    public mutating func terminate() -> [TransactionEffect] {
-        guard state != .terminated else { return [] }
-        var out: [TransactionEffect] = []
-        terminate(&out)
-        return out
-    }
+    public mutating func terminate() -> [TransactionEffect] { terminateNow() }
 
     public var nextDeadline: UInt64? { slots.next }
     public func deadline(of timer: TransactionTimer) -> UInt64? { slots.deadline(of: timer) }
     public var armedTimers: [TransactionTimer] { slots.armed }
-
-    private mutating func terminate(_ out: inout [TransactionEffect]) {
-        slots.cancelAll(into: &out)
-        state = .terminated
-        out.append(.terminated)
-    }
 }
 
 /// RFC 3261 §17.1.1 INVITE client transaction (Figure 5) with RFC 6026's Accepted state.
@@ -157,7 +135,7 @@ public struct ClientNonInviteTransaction: Sendable {
 ///
 /// CANCEL (§9.1): `requestCancel` produces `.startCancel(request)` once a provisional response
 /// has arrived; before that the CANCEL is held back and produced by the first provisional.
-public struct ClientInviteTransaction: Sendable {
+public struct ClientInviteTransaction: ClientTransactionMachine, Sendable {
     public enum CancelState: Sendable, Hashable {
         case none
         /// Requested before any provisional response: sent when one arrives.
@@ -168,12 +146,11 @@ public struct ClientInviteTransaction: Sendable {
     public let request: SIPMessage
     public let reliable: Bool
     public let timers: TransactionTimers
-    /// To tag of the locally made 408/503.
     /// The To-tag of a response this transaction makes up (408, 503); drawn only then, since
     /// most transactions never need one (a random draw per transaction showed in profiles).
     public var localTag: String { fixedLocalTag ?? TransactionMessages.randomToken() }
     private let fixedLocalTag: String?
-    public private(set) var state: TransactionState = .calling
+    public internal(set) var state: TransactionState = .calling
     public private(set) var cancelState: CancelState = .none
     /// The final response (received or synthesized) that was delivered, once there is one.
     public private(set) var finalResponse: SIPMessage?
@@ -181,9 +158,10 @@ public struct ClientInviteTransaction: Sendable {
     public private(set) var ack: [UInt8]?
     /// The final-response timer fired in Proceeding: the TU has had its 408.
     public private(set) var timedOut = false
-    private var started = false
-    private var aInterval: UInt64 = 0
-    private var slots = TimerSlots()
+    var started = false
+    /// Timer A's interval.
+    var retransmitInterval: UInt64 = 0
+    var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers(),
                 localTag: String? = nil) {
@@ -195,18 +173,7 @@ public struct ClientInviteTransaction: Sendable {
 
     /// Sends the INVITE and arms A (unreliable), B and the final-response timer.
     public mutating func start(now: UInt64) -> [TransactionEffect] {
-        guard !started, state == .calling else { return [] }
-        started = true
-        var out: [TransactionEffect] = [.send(request.bytes, retransmission: false)]
-        if !reliable {
-            aInterval = timers.t1ns
-            out.append(slots.set(.a, at: addNanos(now, aInterval)))
-        }
-        out.append(slots.set(.b, at: addNanos(now, timers.t64ns)))
-        if let fr = TransactionTimers.nanos(timers.finalResponse) {
-            out.append(slots.set(.finalResponse, at: addNanos(now, fr)))
-        }
-        return out
+        start(from: .calling, retransmit: .a, timeout: .b, now: now)
     }
 
     /// A response matching this transaction arrived.
@@ -286,8 +253,8 @@ public struct ClientInviteTransaction: Sendable {
             switch (t, state) {
             case (.a, .calling):
                 out.append(.send(request.bytes, retransmission: true))
-                aInterval = aInterval &* 2
-                out.append(slots.set(.a, at: addNanos(now, aInterval)))
+                retransmitInterval = retransmitInterval &* 2
+                out.append(slots.set(.a, at: addNanos(now, retransmitInterval)))
             case (.b, .calling), (.finalResponse, .calling):
                 let r = TransactionMessages.timeoutResponse(to: request, toTag: localTag)
                 finalResponse = r
@@ -337,12 +304,7 @@ public struct ClientInviteTransaction: Sendable {
     }
 
     /// The TU gives up on the transaction: Terminated without delivering anything.
-    public mutating func terminate() -> [TransactionEffect] {
-        guard state != .terminated else { return [] }
-        var out: [TransactionEffect] = []
-        terminate(&out)
-        return out
-    }
+    public mutating func terminate() -> [TransactionEffect] { terminateNow() }
 
     public var nextDeadline: UInt64? { slots.next }
     public func deadline(of timer: TransactionTimer) -> UInt64? { slots.deadline(of: timer) }
@@ -357,11 +319,5 @@ public struct ClientInviteTransaction: Sendable {
         if slots.deadline(of: .cancelGuard) == nil {
             out.append(slots.set(.cancelGuard, at: addNanos(now, timers.t64ns)))
         }
-    }
-
-    private mutating func terminate(_ out: inout [TransactionEffect]) {
-        slots.cancelAll(into: &out)
-        state = .terminated
-        out.append(.terminated)
     }
 }

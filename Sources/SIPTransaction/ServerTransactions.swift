@@ -9,16 +9,16 @@ import SIP
 /// Kamailio additions: `suspend` arms the final-response timer (`fr_timer`), after which the
 /// TU gets `.timeout(.finalResponse)`; the lifetime timer (`max_noninv_lifetime`) times out
 /// and terminates a transaction that never sent a final response.
-public struct ServerNonInviteTransaction: Sendable {
+public struct ServerNonInviteTransaction: ServerTransactionMachine, Sendable {
     public let request: SIPMessage
     public let reliable: Bool
     public let timers: TransactionTimers
-    public private(set) var state: TransactionState = .trying
+    public internal(set) var state: TransactionState = .trying
     public private(set) var lastProvisional: [UInt8]?
-    public private(set) var finalResponse: [UInt8]?
-    public private(set) var finalStatus: Int?
-    public private(set) var isSuspended = false
-    private var slots = TimerSlots()
+    public internal(set) var finalResponse: [UInt8]?
+    public internal(set) var finalStatus: Int?
+    public internal(set) var isSuspended = false
+    var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers()) {
         self.request = request
@@ -28,8 +28,8 @@ public struct ServerNonInviteTransaction: Sendable {
 
     /// Arms the lifetime timer (when configured). Call once, when the request arrived.
     public mutating func start(now: UInt64) -> [TransactionEffect] {
-        guard state == .trying, let life = TransactionTimers.nanos(timers.maxNonInviteLifetime) else { return [] }
-        return [slots.set(.lifetime, at: addNanos(now, life))]
+        guard state == .trying else { return [] }
+        return armLifetime(timers.maxNonInviteLifetime, now: now)
     }
 
     /// A retransmission of the request arrived.
@@ -38,11 +38,9 @@ public struct ServerNonInviteTransaction: Sendable {
         case .trying:
             return [.absorbed]
         case .proceeding:
-            guard let p = lastProvisional else { return [.absorbed] }
-            return [.absorbed, .send(p, retransmission: true)]
+            return absorbRetransmission(resending: lastProvisional)
         case .completed:
-            guard let f = finalResponse else { return [.absorbed] }
-            return [.absorbed, .send(f, retransmission: true)]
+            return absorbRetransmission(resending: finalResponse)
         default:
             return []
         }
@@ -60,10 +58,7 @@ public struct ServerNonInviteTransaction: Sendable {
             lastProvisional = bytes
             return out
         }
-        finalResponse = bytes
-        finalStatus = status
-        isSuspended = false
-        slots.cancel(.finalResponse, .lifetime, into: &out)
+        recordFinal(status: status, bytes: bytes, into: &out)
         if reliable {
             terminate(&out)
         } else {
@@ -76,19 +71,11 @@ public struct ServerNonInviteTransaction: Sendable {
     /// Marks the transaction suspended (the script continues later) and arms fr_timer.
     public mutating func suspend(now: UInt64) throws(TransactionError) -> [TransactionEffect] {
         guard state == .trying || state == .proceeding else { throw .invalidState(state) }
-        isSuspended = true
-        guard let fr = TransactionTimers.nanos(timers.finalResponse) else { return [] }
-        return [slots.set(.finalResponse, at: addNanos(now, fr))]
+        return suspend(timeout: timers.finalResponse, now: now)
     }
 
     /// The script continues: disarms the suspension timer.
-    public mutating func resume() throws(TransactionError) -> [TransactionEffect] {
-        guard isSuspended else { throw .notSuspended }
-        isSuspended = false
-        var out: [TransactionEffect] = []
-        slots.cancel(.finalResponse, into: &out)
-        return out
-    }
+    public mutating func resume() throws(TransactionError) -> [TransactionEffect] { try endSuspension() }
 
     /// Handles every timer due at `now`.
     public mutating func fire(now: UInt64) -> [TransactionEffect] {
@@ -97,13 +84,8 @@ public struct ServerNonInviteTransaction: Sendable {
             switch t {
             case .j:
                 terminate(&out)
-            case .finalResponse:
-                isSuspended = false
-                out.append(.timeout(.finalResponse))
-            case .lifetime:
-                isSuspended = false
-                out.append(.timeout(.lifetime))
-                terminate(&out)
+            case .finalResponse, .lifetime:
+                fireKamailioTimer(t, into: &out)
             default:
                 break
             }
@@ -112,26 +94,14 @@ public struct ServerNonInviteTransaction: Sendable {
     }
 
     /// The transport failed to send: Terminated.
-    public mutating func transportError() -> [TransactionEffect] {
-        guard state != .terminated else { return [] }
-        var out: [TransactionEffect] = []
-        terminate(&out)
-        return out
-    }
+    public mutating func transportError() -> [TransactionEffect] { terminateNow() }
 
     /// The TU gives up on the transaction (e.g. it is removed from a table).
-    public mutating func terminate() -> [TransactionEffect] { transportError() }
+    public mutating func terminate() -> [TransactionEffect] { terminateNow() }
 
     public var nextDeadline: UInt64? { slots.next }
     public func deadline(of timer: TransactionTimer) -> UInt64? { slots.deadline(of: timer) }
     public var armedTimers: [TransactionTimer] { slots.armed }
-
-    private mutating func terminate(_ out: inout [TransactionEffect]) {
-        slots.cancelAll(into: &out)
-        state = .terminated
-        isSuspended = false
-        out.append(.terminated)
-    }
 }
 
 /// RFC 3261 §17.2.1 INVITE server transaction (Figure 7) with RFC 6026's Accepted state.
@@ -145,17 +115,17 @@ public struct ServerNonInviteTransaction: Sendable {
 ///
 /// Kamailio additions as for `ServerNonInviteTransaction` (with `fr_inv_timer` and
 /// `max_inv_lifetime`). The TU should send 100 Trying itself (RFC 3261 §17.2.1).
-public struct ServerInviteTransaction: Sendable {
+public struct ServerInviteTransaction: ServerTransactionMachine, Sendable {
     public let request: SIPMessage
     public let reliable: Bool
     public let timers: TransactionTimers
-    public private(set) var state: TransactionState = .proceeding
+    public internal(set) var state: TransactionState = .proceeding
     public private(set) var lastProvisional: [UInt8]?
-    public private(set) var finalResponse: [UInt8]?
-    public private(set) var finalStatus: Int?
-    public private(set) var isSuspended = false
+    public internal(set) var finalResponse: [UInt8]?
+    public internal(set) var finalStatus: Int?
+    public internal(set) var isSuspended = false
     private var gInterval: UInt64 = 0
-    private var slots = TimerSlots()
+    var slots = TimerSlots()
 
     public init(request: SIPMessage, reliable: Bool, timers: TransactionTimers = TransactionTimers()) {
         self.request = request
@@ -165,19 +135,17 @@ public struct ServerInviteTransaction: Sendable {
 
     /// Arms the lifetime timer (when configured). Call once, when the INVITE arrived.
     public mutating func start(now: UInt64) -> [TransactionEffect] {
-        guard state == .proceeding, let life = TransactionTimers.nanos(timers.maxInviteLifetime) else { return [] }
-        return [slots.set(.lifetime, at: addNanos(now, life))]
+        guard state == .proceeding else { return [] }
+        return armLifetime(timers.maxInviteLifetime, now: now)
     }
 
     /// A retransmission of the INVITE arrived.
     public mutating func receiveRetransmission(now: UInt64) -> [TransactionEffect] {
         switch state {
         case .proceeding:
-            guard let p = lastProvisional else { return [.absorbed] }
-            return [.absorbed, .send(p, retransmission: true)]
+            return absorbRetransmission(resending: lastProvisional)
         case .completed:
-            guard let f = finalResponse else { return [.absorbed] }
-            return [.absorbed, .send(f, retransmission: true)]
+            return absorbRetransmission(resending: finalResponse)
         case .confirmed, .accepted:
             return [.absorbed]
         default:
@@ -222,10 +190,7 @@ public struct ServerInviteTransaction: Sendable {
                 lastProvisional = bytes
                 return out
             }
-            finalResponse = bytes
-            finalStatus = status
-            isSuspended = false
-            slots.cancel(.finalResponse, .lifetime, into: &out)
+            recordFinal(status: status, bytes: bytes, into: &out)
             if status < 300 {
                 state = .accepted
                 out.append(slots.set(.l, at: addNanos(now, timers.t64ns)))
@@ -250,19 +215,11 @@ public struct ServerInviteTransaction: Sendable {
     /// Marks the transaction suspended and arms fr_inv_timer.
     public mutating func suspend(now: UInt64) throws(TransactionError) -> [TransactionEffect] {
         guard state == .proceeding else { throw .invalidState(state) }
-        isSuspended = true
-        guard let fr = TransactionTimers.nanos(timers.inviteFinalResponse) else { return [] }
-        return [slots.set(.finalResponse, at: addNanos(now, fr))]
+        return suspend(timeout: timers.inviteFinalResponse, now: now)
     }
 
     /// The script continues: disarms the suspension timer.
-    public mutating func resume() throws(TransactionError) -> [TransactionEffect] {
-        guard isSuspended else { throw .notSuspended }
-        isSuspended = false
-        var out: [TransactionEffect] = []
-        slots.cancel(.finalResponse, into: &out)
-        return out
-    }
+    public mutating func resume() throws(TransactionError) -> [TransactionEffect] { try endSuspension() }
 
     /// Handles every timer due at `now`.
     public mutating func fire(now: UInt64) -> [TransactionEffect] {
@@ -278,13 +235,8 @@ public struct ServerInviteTransaction: Sendable {
                 terminate(&out)
             case .i, .l:
                 terminate(&out)
-            case .finalResponse:
-                isSuspended = false
-                out.append(.timeout(.finalResponse))
-            case .lifetime:
-                isSuspended = false
-                out.append(.timeout(.lifetime))
-                terminate(&out)
+            case .finalResponse, .lifetime:
+                fireKamailioTimer(t, into: &out)
             default:
                 break
             }
@@ -293,24 +245,12 @@ public struct ServerInviteTransaction: Sendable {
     }
 
     /// The transport failed to send: Terminated.
-    public mutating func transportError() -> [TransactionEffect] {
-        guard state != .terminated else { return [] }
-        var out: [TransactionEffect] = []
-        terminate(&out)
-        return out
-    }
+    public mutating func transportError() -> [TransactionEffect] { terminateNow() }
 
     /// The TU gives up on the transaction.
-    public mutating func terminate() -> [TransactionEffect] { transportError() }
+    public mutating func terminate() -> [TransactionEffect] { terminateNow() }
 
     public var nextDeadline: UInt64? { slots.next }
     public func deadline(of timer: TransactionTimer) -> UInt64? { slots.deadline(of: timer) }
     public var armedTimers: [TransactionTimer] { slots.armed }
-
-    private mutating func terminate(_ out: inout [TransactionEffect]) {
-        slots.cancelAll(into: &out)
-        state = .terminated
-        isSuspended = false
-        out.append(.terminated)
-    }
 }

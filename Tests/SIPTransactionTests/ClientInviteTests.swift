@@ -2,12 +2,6 @@ import SIP
 import SIPTransaction
 import Testing
 
-func run(_ m: inout ClientInviteTransaction, until: UInt64) -> [(at: UInt64, effects: [TransactionEffect])] {
-    var out: [(UInt64, [TransactionEffect])] = []
-    while let d = m.nextDeadline, d <= until { out.append((d, m.fire(now: d))) }
-    return out
-}
-
 @Suite("INVITE client transaction (RFC 3261 §17.1.1, RFC 6026)")
 struct ClientInviteTests {
     @Test("Timer A doubles without a cap (0.5, 1, 2, 4, 8, 16 s); Timer B's 408 at 64·T1")

@@ -2,13 +2,6 @@ import SIP
 import SIPTransaction
 import Testing
 
-/// Fires `m` at each of its deadlines up to `until`; returns (time, effects) per firing.
-func run(_ m: inout ClientNonInviteTransaction, until: UInt64) -> [(at: UInt64, effects: [TransactionEffect])] {
-    var out: [(UInt64, [TransactionEffect])] = []
-    while let d = m.nextDeadline, d <= until { out.append((d, m.fire(now: d))) }
-    return out
-}
-
 @Suite("Non-INVITE client transaction (RFC 3261 §17.1.2)")
 struct ClientNonInviteTests {
     @Test("Timer E over UDP: 500 ms, 1 s, 2 s, 4 s, 4 s ... then Timer F's 408 at 64·T1")

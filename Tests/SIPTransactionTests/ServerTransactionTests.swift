@@ -123,12 +123,6 @@ struct ServerNonInviteTests {
     }
 }
 
-func run(_ m: inout ServerInviteTransaction, until: UInt64) -> [(at: UInt64, effects: [TransactionEffect])] {
-    var out: [(UInt64, [TransactionEffect])] = []
-    while let d = m.nextDeadline, d <= until { out.append((d, m.fire(now: d))) }
-    return out
-}
-
 @Suite("INVITE server transaction (RFC 3261 §17.2.1, RFC 6026)")
 struct ServerInviteTests {
     @Test("Proceeding absorbs INVITE retransmissions, re-sending the last provisional if any")

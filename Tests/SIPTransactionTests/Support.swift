@@ -1,11 +1,20 @@
 import SIP
-import SIPTransaction
 import Testing
+
+// @testable for `TransactionMachine`, the four machines' common protocol (internal).
+@testable import SIPTransaction
 
 let ms: UInt64 = 1_000_000
 let sec: UInt64 = 1_000_000_000
 /// Virtual start time of every test.
 let t0: UInt64 = 1_000 * sec
+
+/// Fires `m` at each of its deadlines up to `until`; returns (time, effects) per firing.
+func run<M: TransactionMachine>(_ m: inout M, until: UInt64) -> [(at: UInt64, effects: [TransactionEffect])] {
+    var out: [(UInt64, [TransactionEffect])] = []
+    while let d = m.nextDeadline, d <= until { out.append((d, m.fire(now: d))) }
+    return out
+}
 
 /// `text` with LF turned into CRLF, parsed as a datagram.
 func message(_ text: String) throws -> SIPMessage {
