@@ -130,9 +130,9 @@ func scanVia(_ p: Bytes, _ start: Int, _ end: Int) -> RawVia? {
 
 // MARK: - URI
 
-enum RawScheme: UInt8 { case sip, sips, tel, other }
+enum RawScheme: UInt8, Sendable { case sip, sips, tel, other }
 
-struct RawURI {
+struct RawURI: Sendable {
     var scheme: RawScheme
     var schemeRange: Range<Int>
     var user: Range<Int>?

@@ -69,28 +69,15 @@ public struct SIPURI: Sendable, Hashable, CustomStringConvertible, LosslessStrin
 
     /// The URI as written.
     public let text: String
-    private let raw: Raw
-
-    private struct Raw: Sendable {
-        var scheme: RawScheme
-        var schemeRange: Range<Int>
-        var user: Range<Int>?
-        var password: Range<Int>?
-        var host: Range<Int>
-        var port: Int?
-        var params: Range<Int>
-        var headers: Range<Int>?
-    }
+    private let raw: RawURI
 
     public init(parsing text: String) throws(SIPParseError) {
-        guard let r = withUTF8NoThrow(text, { p -> Raw? in
+        guard let r = withUTF8NoThrow(text, { p -> RawURI? in
             let s = skipWSP(p, 0, p.count)
             guard s == 0, trimWSPBack(p, 0, p.count) == p.count, let u = scanURI(p, 0, p.count) else {
                 return nil
             }
-            return Raw(scheme: u.scheme, schemeRange: u.schemeRange, user: u.user,
-                       password: u.password, host: u.host, port: u.port, params: u.params,
-                       headers: u.headers)
+            return u
         }) else {
             throw SIPParseError(.invalidURI, "invalid URI '\(text)'")
         }
