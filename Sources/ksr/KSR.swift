@@ -68,6 +68,17 @@ struct ScriptOptions: ParsableArguments {
         return HostOptions(script: script, cfgFile: cfg, defines: d)
     }
 
+    /// Logging at the command line's level (the script's `debug` is not known yet), then the
+    /// configuration phase; configuration errors are printed and end the command.
+    func configureHost() throws -> ScriptHost {
+        bootstrapLogging(debug: nil)
+        do {
+            return try ScriptHost.configure(hostOptions)
+        } catch {
+            throw fail(error)
+        }
+    }
+
     /// Sets up logging: the command line wins over the script's core `debug`.
     func bootstrapLogging(debug: Int?) {
         let level = logLevel?.level ?? debug.map { KamailioLogLevel.loggerLevel(debug: $0) } ?? .info
@@ -154,13 +165,7 @@ extension KSRCommand {
             sigaddset(&set, SIGHUP)
             pthread_sigmask(SIG_BLOCK, &set, nil)
 
-            options.bootstrapLogging(debug: nil)
-            let host: ScriptHost
-            do {
-                host = try ScriptHost.configure(options.hostOptions)
-            } catch {
-                throw fail(error)
-            }
+            let host = try options.configureHost()
             options.bootstrapLogging(debug: host.runtime.setup.core["debug"]?.intValue)
             let logger = Logger(label: "core")
             for w in host.warnings { logger.warning("\(w)", metadata: ["ksr.module": "config"]) }
@@ -198,13 +203,7 @@ extension KSRCommand {
         @OptionGroup var options: ScriptOptions
 
         func run() throws {
-            options.bootstrapLogging(debug: nil)
-            let host: ScriptHost
-            do {
-                host = try ScriptHost.configure(options.hostOptions)
-            } catch {
-                throw fail(error)
-            }
+            let host = try options.configureHost()
             for w in host.warnings { StandardError.write("ksr: warning: \(w)\n") }
             print("\(host.script): OK (\(host.timerCount) timers, \(host.runtime.queueList.count) queues)")
         }
