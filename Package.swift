@@ -68,18 +68,18 @@ let package = Package(
         .target(
             name: "KSRCore",
             dependencies: [
-                "KSRBase", "LuaBridge", "CKSRSys",
+                "KSRBase", "CKSRSys",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
         // The hand-written SIP codec (RFC 3261 messages, lazy header parsing). No I/O.
-        .target(name: "SIP", dependencies: ["KSRBase"], swiftSettings: strict),
+        .target(name: "SIP", swiftSettings: strict),
         // RFC 3261 §17 transactions as state machines over an injected clock: no I/O.
         .target(name: "SIPTransaction", dependencies: ["SIP", "KSRBase"], swiftSettings: specialized),
         // Kamailio DMQ's protocol engine: node addresses, node-list bodies, membership, KDMQ
         // requests. No I/O, no Lua, no threads of its own.
-        .target(name: "DMQ", dependencies: ["SIP", "KSRBase"], swiftSettings: strict),
+        .target(name: "DMQ", dependencies: ["SIP"], swiftSettings: strict),
         // SIP over UDP and TCP on SwiftNIO: listeners, Content-Length framing, sending.
         .target(
             name: "SIPTransport",
@@ -131,11 +131,11 @@ let package = Package(
         // The captured KDMQ messages (Tests/Fixtures/dmq), their loader and a seeded generator, for SIPTests and DMQTests.
         .target(name: "KSRTestFixtures", path: "Tests/Fixtures", exclude: ["dmq"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP", "KSRTestFixtures"], swiftSettings: strict),
-        .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP", "KSRBase"], swiftSettings: strict),
+        .testTarget(name: "SIPTransactionTests", dependencies: ["SIPTransaction", "SIP"], swiftSettings: strict),
         .testTarget(name: "DMQTests", dependencies: ["DMQ", "SIP", "KSRTestFixtures"], swiftSettings: strict),
         .testTarget(name: "SIPTransportTests", dependencies: ["SIPTransport"], swiftSettings: strict),
         .testTarget(name: "ControlTests", dependencies: ["Control"], swiftSettings: strict),
-        .testTarget(name: "KEMITests", dependencies: ["KEMI", "KSRCore", "MQueue", "RTimer"], swiftSettings: strict),
+        .testTarget(name: "KEMITests", dependencies: ["KEMI", "MQueue", "RTimer"], swiftSettings: strict),
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["ksr"],
