@@ -16,6 +16,11 @@ func relay(_ table: Table, _ req: SIPMessage, parent: TransactionID?, peer: Stri
     return (id, f.message, actions)
 }
 
+/// Creates the server transaction of `req`, received from "alice" at t0.
+func serverTransaction(_ table: Table, _ req: SIPMessage, reliable: Bool = false, context: Ctx = Ctx()) throws -> TransactionID {
+    try #require(created(try table.createServerTransaction(for: req, peer: "alice", reliable: reliable, context: context, now: t0)))
+}
+
 func created(_ r: Table.CreateResult) -> TransactionID? {
     if case .created(let id) = r { id } else { nil }
 }
@@ -174,8 +179,7 @@ struct TransactionTableTests {
     func failureRoute() throws {
         let table = Table(timers: TransactionTimers(finalResponse: .seconds(10)))
         let inv = try request()
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: false, context: Ctx(failureRoute: "FAIL"), now: t0)))
+        let sid = try serverTransaction(table, inv, context: Ctx(failureRoute: "FAIL"))
         let b1 = try relay(table, inv, parent: sid, peer: "b1", now: t0)
         let b2 = try relay(table, inv, parent: sid, peer: "b2", now: t0)
         #expect(table.info(sid)?.branches == [b1.id, b2.id])
@@ -213,8 +217,7 @@ struct TransactionTableTests {
     func newBranchAfterFailure() throws {
         let table = Table(timers: rfc)
         let inv = try request("MESSAGE")
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: true, context: Ctx(), now: t0)))
+        let sid = try serverTransaction(table, inv, reliable: true)
         let b1 = try relay(table, inv, parent: sid, peer: "b1", reliable: true, now: t0)
         let (_, a1) = try #require(matched(table.receiveResponse(try response(to: b1.request, 404), now: t0)))
         #expect(a1.failures.map { $0.best.statusCode } == [404])
@@ -228,8 +231,7 @@ struct TransactionTableTests {
     func twoHundredCancelsOthers() throws {
         let table = Table(timers: rfc)
         let inv = try request()
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: false, context: Ctx(), now: t0)))
+        let sid = try serverTransaction(table, inv)
         let b1 = try relay(table, inv, parent: sid, peer: "b1", now: t0)
         let b2 = try relay(table, inv, parent: sid, peer: "b2", now: t0)
         let b3 = try relay(table, inv, parent: sid, peer: "b3", now: t0)
@@ -272,8 +274,7 @@ struct TransactionTableTests {
     func sixHundred() throws {
         let table = Table(timers: rfc)
         let inv = try request()
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: false, context: Ctx(), now: t0)))
+        let sid = try serverTransaction(table, inv)
         let b1 = try relay(table, inv, parent: sid, peer: "b1", now: t0)
         let b2 = try relay(table, inv, parent: sid, peer: "b2", now: t0)
         _ = table.receiveResponse(try response(to: b2.request, 180), now: t0)
@@ -289,8 +290,7 @@ struct TransactionTableTests {
     func cancelBranches() throws {
         let table = Table(timers: rfc)
         let inv = try request()
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: false, context: Ctx(), now: t0)))
+        let sid = try serverTransaction(table, inv)
         let b1 = try relay(table, inv, parent: sid, peer: "b1", now: t0)
         _ = table.receiveResponse(try response(to: b1.request, 180), now: t0)
         let acts = try table.cancelBranches(of: sid, now: t0 + sec)
@@ -307,8 +307,7 @@ struct TransactionTableTests {
     @Test("suspended server transaction: serverTimeout after fr_inv_timer; resume refused afterwards")
     func suspended() throws {
         let table = Table(timers: TransactionTimers(inviteFinalResponse: .seconds(5)))
-        let sid = try #require(created(try table.createServerTransaction(
-            for: try request(), peer: "alice", reliable: false, context: Ctx(tag: "async"), now: t0)))
+        let sid = try serverTransaction(table, try request(), context: Ctx(tag: "async"))
         try table.suspend(sid, now: t0)
         #expect(table.info(sid)?.isSuspended == true)
         #expect(table.nextDeadline() == t0 + 5 * sec)
@@ -357,8 +356,7 @@ struct TransactionTableTests {
     func transportError() throws {
         let table = Table(timers: rfc)
         let inv = try request("OPTIONS")
-        let sid = try #require(created(try table.createServerTransaction(
-            for: inv, peer: "alice", reliable: false, context: Ctx(), now: t0)))
+        let sid = try serverTransaction(table, inv)
         let b = try relay(table, inv, parent: sid, peer: "b", now: t0)
         let acts = table.transportError(b.id, now: t0)
         #expect(acts.responses.map(\.origin) == [.transportError])
