@@ -67,17 +67,7 @@ final class RawConnection {
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = in_port_t(UInt16(port).bigEndian)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        guard rc == 0 else {
-            let e = errno
-            close(fd)
-            throw TestFailure("connect 127.0.0.1:\(port): \(e)")
-        }
-        return RawConnection(fd: fd)
+        return try connected(fd, to: addr, "127.0.0.1:\(port)")
     }
 
     static func unix(_ path: String) throws -> RawConnection {
@@ -87,16 +77,21 @@ final class RawConnection {
         let fd = socket(AF_UNIX, SOCK_STREAM, 0)
         #endif
         guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        var addr = unixAddress(path)
-        let rc = withUnsafePointer(to: &addr) {
+        return try connected(fd, to: unixAddress(path), path)
+    }
+
+    /// Connects socket `fd` to `address` (a sockaddr_in or sockaddr_un); closes it on failure.
+    private static func connected<Address>(_ fd: Int32, to address: Address, _ name: String) throws -> RawConnection {
+        var address = address
+        let rc = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                connect(fd, $0, socklen_t(MemoryLayout<Address>.size))
             }
         }
         guard rc == 0 else {
             let e = errno
             close(fd)
-            throw TestFailure("connect \(path): \(e)")
+            throw TestFailure("connect \(name): \(e)")
         }
         return RawConnection(fd: fd)
     }
