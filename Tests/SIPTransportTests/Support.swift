@@ -151,6 +151,21 @@ func localPort(_ fd: Int32) -> Int {
 func rawWrite(_ fd: Int32, _ p: UnsafeRawPointer?, _ n: Int) -> Int { write(fd, p, n) }
 func rawAccept(_ fd: Int32) -> Int32 { accept(fd, nil, nil) }
 
+/// A non-blocking socket of `type` bound to an ephemeral port on `ip`, listening when given a
+/// backlog; closed again when that fails.
+func boundSocket(ip: String, type: Int32, listenBacklog: Int32? = nil) throws -> Int32 {
+    let local = PeerAddress(ip: ip, port: 0)
+    let fd = socket(local.family, type, 0)
+    guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
+    guard local.withSockaddr({ bind(fd, $0, $1) }) == 0, listenBacklog.map({ listen(fd, $0) == 0 }) ?? true else {
+        let e = errno
+        close(fd)
+        throw TestFailure("\(listenBacklog == nil ? "bind" : "bind/listen"): \(e)")
+    }
+    setNonBlocking(fd)
+    return fd
+}
+
 func setNonBlocking(_ fd: Int32) {
     _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
 }
@@ -163,14 +178,7 @@ final class UDPPeer {
 
     init(ip: String = "127.0.0.1") throws {
         self.ip = ip
-        let local = PeerAddress(ip: ip, port: 0)
-        let fd = socket(local.family, Int32(SOCK_DGRAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        guard local.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
-            close(fd)
-            throw TestFailure("bind: \(errno)")
-        }
-        setNonBlocking(fd)
+        let fd = try boundSocket(ip: ip, type: Int32(SOCK_DGRAM.rawValue))
         self.fd = fd
         port = localPort(fd)
     }
@@ -304,14 +312,7 @@ final class TCPServerPeer {
     let port: Int
 
     init(ip: String = "127.0.0.1") throws {
-        let local = PeerAddress(ip: ip, port: 0)
-        let fd = socket(local.family, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestFailure("socket: \(errno)") }
-        guard local.withSockaddr({ bind(fd, $0, $1) }) == 0, listen(fd, 16) == 0 else {
-            close(fd)
-            throw TestFailure("bind/listen: \(errno)")
-        }
-        setNonBlocking(fd)
+        let fd = try boundSocket(ip: ip, type: Int32(SOCK_STREAM.rawValue), listenBacklog: 16)
         self.fd = fd
         port = localPort(fd)
     }
