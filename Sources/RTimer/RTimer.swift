@@ -137,8 +137,7 @@ public struct RTimerConfig: Sendable {
         guard let name = params["name"], !name.isEmpty else {
             throw ParamError("invalid timer name")
         }
-        let key = name.lowercased()
-        if timers.contains(where: { $0.name.lowercased() == key }) {
+        if index(ofTimerNamed: name) != nil {
             throw ParamError("duplicate timer with same name: \(name)")
         }
 
@@ -181,8 +180,7 @@ public struct RTimerConfig: Sendable {
         guard let timerName = params["timer"], !timerName.isEmpty else {
             throw ParamError("missing timer= in exec")
         }
-        let key = timerName.lowercased()
-        guard let index = timers.firstIndex(where: { $0.name.lowercased() == key }) else {
+        guard let index = index(ofTimerNamed: timerName) else {
             throw ParamError("timer not found - name: \(timerName)")
         }
         guard let route = params["route"], !route.isEmpty else {
@@ -195,8 +193,13 @@ public struct RTimerConfig: Sendable {
 
     /// The timer called `name`, compared case-insensitively.
     public func timer(named name: String) -> TimerDefinition? {
+        index(ofTimerNamed: name).map { timers[$0] }
+    }
+
+    /// Where the timer called `name` (compared case-insensitively) is in `timers`.
+    private func index(ofTimerNamed name: String) -> Int? {
         let key = name.lowercased()
-        return timers.first { $0.name.lowercased() == key }
+        return timers.firstIndex { $0.name.lowercased() == key }
     }
 
     /// The workers to start: the shared worker first (only if some timer has mode 0), then
