@@ -106,9 +106,32 @@ int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) {
     return n;
 }
 
+static inline unsigned long long monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec;
+}
+
+void ksr_spin_until(unsigned long long deadline_ns) {
+    while (monotonic_ns() < deadline_ns) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#endif
+    }
+}
+
 #else
 
 #include <stdlib.h>
+#include <time.h>
+void ksr_spin_until(unsigned long long deadline_ns) {
+    struct timespec ts;
+    do { clock_gettime(CLOCK_MONOTONIC, &ts); }
+    while ((unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec < deadline_ns);
+}
+
 unsigned long long ksr_random64(void) {
     unsigned long long v;
     arc4random_buf(&v, sizeof v);

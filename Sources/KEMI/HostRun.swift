@@ -55,7 +55,8 @@ extension ScriptHost {
             let states = timers.map { TimerState(timer: $0.name, workerIndex: kind.index, metrics: runtime.metrics) }
             allStates += states
             let rtimerIndex = kind.index
-            workers.append(Worker(name: name, kind: kind) { _ in
+            // Timer workers spin the last 50 µs before a tick: single ticks are not late.
+            workers.append(Worker(name: name, kind: kind, deadlineWait: .timer) { _ in
                 try ScriptWorker(runtime: runtime, script: script, kind: kind, name: name, rtimerIndex: rtimerIndex,
                                  timers: timers, states: states, start: start)
             })

@@ -38,6 +38,10 @@ int ksr_epoll_remove(int epfd, int fd);
    millisecond. Returns how many, 0 on timeout, -1 with errno (EINTR). */
 int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns);
 
+/* Busy-waits until CLOCK_MONOTONIC reaches deadline_ns (the last few microseconds before a
+   timer deadline, which a timed wait cannot hit reliably), with a CPU pause between reads. */
+void ksr_spin_until(unsigned long long deadline_ns);
+
 /* 64 bits from the kernel's cryptographic generator (getrandom), served from a per-thread
    buffer refilled 512 bytes at a time: one system call per 64 draws instead of one each. */
 unsigned long long ksr_random64(void);
