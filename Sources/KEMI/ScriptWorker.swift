@@ -128,8 +128,13 @@ final class ScriptWorker: WorkerBody {
         return (lua, ctx)
     }
 
+    /// The earliest of the next tick, sleeper and delayed request; asked before every wait and
+    /// after every event, so it allocates nothing.
     func nextDeadline() -> UInt64? {
-        [timerSet.nextDeadline, sleepers.min?.wake, delayed.min?.wake].compactMap { $0 }.min()
+        var next = timerSet.nextDeadline
+        if let s = sleepers.min?.wake, s < next ?? .max { next = s }
+        if let d = delayed.min?.wake, d < next ?? .max { next = d }
+        return next
     }
 
     func fireDue(now: UInt64) {
@@ -141,7 +146,7 @@ final class ScriptWorker: WorkerBody {
             _ = delayed.removeMin()
             resumeSuspended(d.continuation)
         }
-        for (id, tick) in timerSet.fireDue(now: now) {
+        while let (id, tick) = timerSet.fireNext(now: now) {
             let timer = timers[id]
             let state = states[id]
             // A late tick runs once; missed deadlines are skipped, not stacked up.
