@@ -13,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <sched.h>
 
 static _Thread_local uint64_t random_pool[64];
 static _Thread_local unsigned random_left = 0;
@@ -122,6 +123,35 @@ void ksr_spin_until(unsigned long long deadline_ns) {
     }
 }
 
+/* The kernel's struct sched_attr (include/uapi/linux/sched/types.h), first version. */
+struct ksr_sched_attr {
+    uint32_t size;
+    uint32_t sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime;  /* SCHED_OTHER: the requested slice (6.6+) */
+    uint64_t sched_deadline;
+    uint64_t sched_period;
+};
+
+int ksr_set_sched_slice_ns(unsigned long long slice_ns) {
+#if defined(SYS_sched_getattr) && defined(SYS_sched_setattr)
+    struct ksr_sched_attr attr;
+    memset(&attr, 0, sizeof attr);
+    if (syscall(SYS_sched_getattr, 0, &attr, (unsigned)sizeof attr, 0) != 0) return -1;
+    if (attr.sched_policy != SCHED_OTHER) { errno = EPERM; return -1; }  /* leave other policies alone */
+    attr.size = sizeof attr;
+    attr.sched_flags = 0;
+    attr.sched_runtime = slice_ns;
+    return (int)syscall(SYS_sched_setattr, 0, &attr, 0);
+#else
+    (void)slice_ns;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 #else
 
 #include <stdlib.h>
@@ -132,6 +162,7 @@ void ksr_spin_until(unsigned long long deadline_ns) {
     while ((unsigned long long)ts.tv_sec * 1000000000ULL + (unsigned long long)ts.tv_nsec < deadline_ns);
 }
 
+int ksr_set_sched_slice_ns(unsigned long long slice_ns) { (void)slice_ns; errno = ENOSYS; return -1; }
 unsigned long long ksr_random64(void) {
     unsigned long long v;
     arc4random_buf(&v, sizeof v);

@@ -40,14 +40,22 @@ public struct DeadlineWait: Sendable, Hashable {
 
     /// The length of the final busy-wait, in nanoseconds (0: the timed wait alone).
     public let spinNanos: UInt64
+    /// The scheduler slice the worker thread asks for (`ksr_set_sched_slice_ns`), if any: with
+    /// a short one it preempts CPU-bound tasks when it wakes, instead of waiting behind them.
+    public let sliceNanos: UInt64?
 
-    public init(spinNanos: UInt64) { self.spinNanos = spinNanos }
+    public init(spinNanos: UInt64, sliceNanos: UInt64? = nil) {
+        self.spinNanos = spinNanos
+        self.sliceNanos = sliceNanos
+    }
 
     /// A timed wait alone, to the deadline itself.
     public static let plain = DeadlineWait(spinNanos: 0)
-    /// Timer workers: 50 µs, more than the usual wake-up latency of a timed wait with 1 µs of
-    /// timer slack, and at most 0.5 % of a CPU for a 10 ms timer.
-    public static let timer = DeadlineWait(spinNanos: 50_000)
+    /// Timer workers: a 50 µs spin, more than the usual wake-up latency of a timed wait with
+    /// 1 µs of timer slack (at most 0.5 % of a CPU for a 10 ms timer), and the shortest slice
+    /// Linux grants (100 µs), which on a loaded machine makes wake-ups that wait behind other
+    /// tasks several times rarer.
+    public static let timer = DeadlineWait(spinNanos: 50_000, sliceNanos: 100_000)
 
     @inline(__always)
     public func step(now: UInt64, deadline: UInt64?) -> Step {
@@ -223,6 +231,7 @@ public final class Worker: @unchecked Sendable {
     }
 
     private func main() {
+        if let slice = deadlineWait.sliceNanos { _ = ksr_set_sched_slice_ns(slice) }  // best effort: older kernels refuse
         let body: any WorkerBody
         do {
             body = try makeBody(self)

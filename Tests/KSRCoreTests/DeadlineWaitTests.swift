@@ -108,3 +108,56 @@ struct SpinningWorkerTests {
         if !sorted.isEmpty { #expect(sorted[sorted.count / 2] < 5_000_000, "median lateness \(sorted[sorted.count / 2]) ns") }
     }
 }
+
+/// The scheduler slice of the calling thread in nanoseconds (`se.slice` of
+/// /proc/thread-self/sched), nil where the kernel does not show it.
+func currentThreadSlice() -> UInt64? {
+    guard let f = fopen("/proc/thread-self/sched", "r") else { return nil }
+    defer { fclose(f) }
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard text.hasPrefix("se.slice"), let value = text.split(separator: ":").last else { continue }
+        return UInt64(value.trimmingPrefix(while: { $0 == " " }).prefix(while: { $0.isNumber }))
+    }
+    return nil
+}
+
+/// Linux 6.12 or later (custom slices for SCHED_OTHER threads).
+func kernelHasCustomSlices() -> Bool {
+    var u = utsname()
+    guard uname(&u) == 0 else { return false }
+    let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    let parts = release.split(separator: ".").prefix(2).compactMap { Int($0.prefix { $0.isNumber }) }
+    guard parts.count == 2 else { return false }
+    return parts[0] > 6 || (parts[0] == 6 && parts[1] >= 12)
+}
+
+@Suite("Timer worker slice")
+struct TimerWorkerSliceTests {
+    /// The slice a job sees on a worker with `wait`.
+    func slice(with wait: DeadlineWait) -> UInt64? {
+        let seen = LatenessLog()
+        let worker = Worker(name: "s", kind: "test", index: 0, deadlineWait: wait) { _ in
+            RecordingBody(log: EventLog(), deadline: nil)
+        }
+        worker.start()
+        _ = worker.waitStarted()
+        worker.post { _ in seen.note(currentThreadSlice() ?? 0) }
+        let end = SystemClock().nowNanos() + 5_000_000_000
+        while seen.snapshot.isEmpty, SystemClock().nowNanos() < end { usleep(1000) }
+        worker.stop()
+        worker.join()
+        return seen.snapshot.first
+    }
+
+    @Test func timerWorkersAskForTheShortestSlice() throws {
+        let timer = slice(with: .timer)
+        let plain = slice(with: .plain)
+        #expect(timer != nil && plain != nil)
+        // Only where the kernel grants and shows custom slices.
+        guard kernelHasCustomSlices(), let plain, plain != 0 else { return }
+        #expect(timer == 100_000)
+        #expect(plain != 100_000)
+    }
+}

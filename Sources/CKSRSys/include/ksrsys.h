@@ -42,6 +42,13 @@ int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns);
    timer deadline, which a timed wait cannot hit reliably), with a CPU pause between reads. */
 void ksr_spin_until(unsigned long long deadline_ns);
 
+/* Asks the scheduler for a short time slice for the calling thread (Linux 6.6+, EEVDF: a
+   SCHED_OTHER thread with a short slice gets an early virtual deadline, so when it wakes it
+   runs before CPU-bound tasks instead of waiting for their slice to end; its CPU share is
+   unchanged). Keeps the policy and nice value; needs no privilege. 0, or -1 with errno
+   (EINVAL before 6.6, ENOSYS elsewhere). */
+int ksr_set_sched_slice_ns(unsigned long long slice_ns);
+
 /* 64 bits from the kernel's cryptographic generator (getrandom), served from a per-thread
    buffer refilled 512 bytes at a time: one system call per 64 draws instead of one each. */
 unsigned long long ksr_random64(void);
