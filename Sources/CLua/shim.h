@@ -79,26 +79,32 @@ static inline int ksr_lua_openlibs(lua_State *L) {
 }
 
 /* ---- the trampoline for Swift functions exported to Lua ----
- * Upvalue 1: the Swift dispatcher (a C function pointer stored as light userdata).
- * Upvalue 2: the export's integer id.
+ * Upvalue 1: a full userdata holding the Swift dispatcher (a C function pointer) and the
+ * export's integer id, so that a call reads one upvalue (one Lua API call), not two.
  * The dispatcher returns the number of results, or KSR_RAISE with the error value on top of
  * the stack; the trampoline raises it once the Swift frame is gone.
  */
 #define KSR_RAISE (-1)
 typedef int (*ksr_dispatch_fn)(lua_State *L, int id);
+typedef struct ksr_export_slot {
+    ksr_dispatch_fn fn;
+    int id;
+} ksr_export_slot;
 
 static inline int ksr_trampoline(lua_State *L) {
-    ksr_dispatch_fn fn = (ksr_dispatch_fn)lua_touserdata(L, lua_upvalueindex(1));
-    int id = (int)lua_tointeger(L, lua_upvalueindex(2));
-    int n = fn(L, id);
+    const ksr_export_slot *slot = (const ksr_export_slot *)lua_touserdata(L, lua_upvalueindex(1));
+    int n = slot->fn(L, slot->id);
     if (n == KSR_RAISE) return lua_error(L);
     return n;
 }
 
+/* Pushes the closure. Allocates (the userdata, the closure): with ksr_lua_alloc a failure
+ * aborts instead of raising, so this never longjmps. */
 static inline void ksr_push_trampoline(lua_State *L, void *dispatcher, int id) {
-    lua_pushlightuserdata(L, dispatcher);
-    lua_pushinteger(L, id);
-    lua_pushcclosure(L, ksr_trampoline, 2);
+    ksr_export_slot *slot = (ksr_export_slot *)lua_newuserdatauv(L, sizeof(ksr_export_slot), 0);
+    slot->fn = (ksr_dispatch_fn)dispatcher;
+    slot->id = id;
+    lua_pushcclosure(L, ksr_trampoline, 1);
 }
 
 /* ---- loading and protected helpers ---- */

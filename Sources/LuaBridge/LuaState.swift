@@ -33,6 +33,8 @@ public final class LuaState {
     private var idleThreadRef: Int32 = LUA_NOREF
 
     public init() throws(LuaError) {
+        // Written only if the check fails (never on the platforms ksr supports).
+        if !LuaStrings.smallStringsWork { LuaStrings.direct = false }
         guard let L = ksr_lua_newstate() else { throw LuaError(message: "cannot create a Lua state") }
         self.L = L
         if ksr_lua_openlibs(L) != LUA_OK {
