@@ -47,6 +47,7 @@ private func dispatch(_ ctx: WorkerContext, _ L: OpaquePointer, _ export: KEMIEx
     case .int(let i): push.int(i)
     case .string(let s): push.string(s)
     case .raise(let message): return push.raise(message)
+    case .pushed: break
     }
     return 1
 }

@@ -33,6 +33,8 @@ public enum KEMIValue: Sendable {
     case string(String)
     /// Raise this message as a Lua error (done by the C trampoline after Swift returns).
     case raise(String)
+    /// The function pushed its one result itself (a string pushed from where it is stored).
+    case pushed
 }
 
 /// One function exported to Lua as `KSR.<module>.<name>` (or `KSR.<name>` for the core).

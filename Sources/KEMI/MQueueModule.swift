@@ -10,7 +10,7 @@ extension WorkerContext {
     func queueArg(_ args: LuaArgs, _ i: Int32) -> Int? {
         guard let bytes = args.bytes(i) else { return nil }
         if let hit = queueCache.lookup(bytes) { return hit }
-        guard let index = queueIndex(String(decoding: bytes, as: UTF8.self)) else { return nil }
+        guard let index = queueIndex(LuaStrings.string(bytes)) else { return nil }
         queueCache.insert(bytes, index)
         return index
     }
@@ -57,8 +57,17 @@ struct MQueueModule: KEMIModule {
     var exports: [KEMIExport] {
         func keyOrValue(_ fn: String, key: Bool, _ doc: String) -> KEMIExport {
             KEMIExport("mqueue", fn, [("queue", .str)], returns: .xval, doc: doc) { ctx, args in
-                guard let qi = ctx.queueArg(args, 1), let item = ctx.fetched[qi] else { return .null }
-                return .string(key ? item.key : item.value)
+                guard let qi = ctx.queueArg(args, 1) else { return .null }
+                // Pushed from the slot in place: the item is not copied.
+                let slot = ctx.fetched + qi
+                guard case .some = slot.pointee else { return .null }
+                let push = LuaPush(args.L)
+                if key {
+                    slot.pointee!.key.withUTF8 { push.bytes(UnsafeRawBufferPointer($0)) }
+                } else {
+                    slot.pointee!.value.withUTF8 { push.bytes(UnsafeRawBufferPointer($0)) }
+                }
+                return .pushed
             }
         }
         return [
@@ -68,7 +77,8 @@ struct MQueueModule: KEMIModule {
                     ctx.logUsageError(args.L, "mqueue not found: \(args.string(1) ?? "")")
                     return .int(-1)
                 }
-                ctx.runtime.queueList[qi].add(key: args.string(2) ?? "", value: args.string(3) ?? "")
+                let key = args.string(2) ?? "", value = args.string(3) ?? ""
+                ctx.withQueue(qi) { $0.add(key: key, value: value) }
                 return .int(1)
             },
             KEMIExport("mqueue", "mq_fetch", [("queue", .str)], returns: .int,
@@ -77,10 +87,8 @@ struct MQueueModule: KEMIModule {
                     ctx.logUsageError(args.L, "mqueue not found: \(args.string(1) ?? "")")
                     return .int(-1)
                 }
-                ctx.fetched[qi] = nil
-                guard let item = ctx.runtime.queueList[qi].fetch() else { return .int(-2) }
-                ctx.fetched[qi] = item
-                return .int(1)
+                ctx.fetched[qi] = ctx.withQueue(qi) { $0.fetch() }
+                return .int(ctx.fetched[qi] == nil ? -2 : 1)
             },
             KEMIExport("mqueue", "mq_size", [("queue", .str)], returns: .int,
                        doc: "Number of items in the queue; -1 if it does not exist.") { ctx, args in
@@ -88,7 +96,7 @@ struct MQueueModule: KEMIModule {
                     ctx.logUsageError(args.L, "mqueue \(args.string(1) ?? "") not found")
                     return .int(-1)
                 }
-                return .int(ctx.runtime.queueList[qi].count)
+                return .int(ctx.withQueue(qi) { $0.count })
             },
             KEMIExport("mqueue", "mq_pv_free", [("queue", .str)], returns: .int,
                        doc: "Forgets this worker's last fetched item of the queue; always 1.") { ctx, args in

@@ -24,7 +24,7 @@ extension WorkerContext {
             return nil
         }
         if let hit = pvCache.lookup(bytes) { return hit }
-        let name = String(decoding: bytes, as: UTF8.self)
+        let name = LuaStrings.string(bytes)
         guard let acc = pv(name) else { return nil }
         pvCache.insert(bytes, acc)
         return acc

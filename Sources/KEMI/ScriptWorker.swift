@@ -581,7 +581,7 @@ extension WorkerContext {
         for (name, slot) in old.varSlots {
             if let acc = pv("$var(\(name))") { _ = acc.assign(self, old.vars[slot]) }
         }
-        for (i, item) in old.fetched.enumerated() where i < fetched.count { fetched[i] = item }
+        for i in 0..<min(old.queueCount, queueCount) { fetched[i] = old.fetched[i] }
         message = old.message
     }
 }

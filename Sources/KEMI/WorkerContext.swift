@@ -43,7 +43,13 @@ public final class WorkerContext {
     var pvByName: [String: PVAccess] = [:]
     // Queues by Lua string pointer, and the last fetched item per queue index.
     var queueCache = PointerCache<Int>()
-    var fetched: [QueueItem?]
+    /// The queues by index, unretained (the runtime keeps them), so that a KSR call reaches its
+    /// queue without reference counting.
+    let queueRefs: UnsafeMutablePointer<Unmanaged<MessageQueue>>
+    /// The last fetched item per queue index (`queueCount` slots): a fixed buffer, written in
+    /// place without the copy-on-write checks of an array.
+    let fetched: UnsafeMutablePointer<QueueItem?>
+    let queueCount: Int
     /// The message the running callback sees: a received SIP message, or the faked one.
     public var message = MessageState.faked()
     /// Continuations a suspending async call queued on this worker (`route`, `ms_route`),
@@ -79,7 +85,12 @@ public final class WorkerContext {
         self.workerName = name
         self.rtimerIndex = rtimerIndex
         self.setup = setup
-        self.fetched = Array(repeating: nil, count: runtime.queues.queues.count)
+        let queues = runtime.queueList
+        queueCount = queues.count
+        queueRefs = .allocate(capacity: max(queues.count, 1))
+        for (i, q) in queues.enumerated() { (queueRefs + i).initialize(to: .passUnretained(q)) }
+        fetched = .allocate(capacity: max(queues.count, 1))
+        fetched.initialize(repeating: nil, count: queues.count)
         var logger = Logger(label: "script")
         logger[metadataKey: "worker"] = .string(name)
         self.logger = logger
@@ -87,6 +98,15 @@ public final class WorkerContext {
 
     deinit {
         exportTable.deallocate()
+        queueRefs.deallocate()
+        fetched.deinitialize(count: queueCount)
+        fetched.deallocate()
+    }
+
+    /// Runs `body` with queue `index` (from `queueArg` or `queueIndex`), without retaining it.
+    @inline(__always)
+    func withQueue<R>(_ index: Int, _ body: (MessageQueue) -> R) -> R {
+        queueRefs[index]._withUnsafeGuaranteedRef(body)
     }
 
     /// Where the running Lua code is: `app.lua:12` (the caller of the current KSR function).
@@ -161,8 +181,20 @@ final class PointerCache<Value> {
     func lookup(_ key: UnsafeRawBufferPointer) -> Value? {
         let address = UInt(bitPattern: key.baseAddress)
         let i = Self.slot(address)
-        guard addresses[i] == address, lengths[i] == key.count, let stored = keys[i] else { return nil }
-        guard key.count == 0 || memcmp(stored, key.baseAddress!, key.count) == 0 else { return nil }
+        let n = key.count
+        guard addresses[i] == address, lengths[i] == n, let stored = keys[i] else { return nil }
+        if n <= 32 {
+            // Names are short: comparing in place beats the call to memcmp.
+            let a = stored.assumingMemoryBound(to: UInt8.self)
+            let b = key.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var j = 0
+            while j < n {
+                guard a[j] == b[j] else { return nil }
+                j += 1
+            }
+        } else {
+            guard memcmp(stored, key.baseAddress!, n) == 0 else { return nil }
+        }
         return values[i]
     }
 

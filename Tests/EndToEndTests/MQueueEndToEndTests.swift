@@ -90,6 +90,54 @@ struct MQueueEndToEndTests {
         #expect(r.stderr.contains("not enough parameters for: mqueue.mq_add"))
     }
 
+    /// Keys and values of every short length, non-ASCII, invalid UTF-8 and embedded NULs come
+    /// back from the queue as they went in (the short ASCII ones take the fast conversion).
+    @Test func itemsKeepTheirBytes() throws {
+        let script = luaShow + """
+            modparam("mqueue", "mqueue", "name=bytes")
+            modparam("rtimer", "timer", "name=t;interval=100000u;mode=1;")
+            modparam("rtimer", "exec", "timer=t;route=ksr_t")
+            local done = false
+            function ksr_t()
+              if done then return end
+              done = true
+              local M = KSR.mqueue
+              local items = {}
+              local letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+              for n = 0, 24 do items[#items + 1] = letters:sub(1, n) end
+              items[#items + 1] = "caf\\u{e9}"
+              items[#items + 1] = "\\u{65e5}\\u{672c}"
+              items[#items + 1] = "fourteen bytes" .. "\\u{e9}"
+              items[#items + 1] = "a\\0b\\0"
+              local bad, n = 0, 0
+              for i, s in ipairs(items) do
+                M.mq_add("bytes", s, s .. "|" .. i)
+              end
+              for i, s in ipairs(items) do
+                if M.mq_fetch("bytes") ~= 1 then bad = bad + 1 end
+                local k, v = M.mqk_get("bytes"), M.mqv_get("bytes")
+                if k ~= s or v ~= s .. "|" .. i then
+                  bad = bad + 1
+                  KSR.info("MISMATCH " .. i .. " [" .. tostring(k) .. "] [" .. tostring(v) .. "]\\n")
+                end
+                n = n + 1
+              end
+              -- invalid UTF-8 is repaired (U+FFFD), as before
+              M.mq_add("bytes", "\\255", "x")
+              M.mq_fetch("bytes")
+              show("invalid", M.mqk_get("bytes") == "\\u{fffd}")
+              show("checked", n)
+              show("bad", bad)
+              KSR.info("DONE\\n")
+            end
+            """
+        let r = try ScriptRun.run(script)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.results["checked"] == "29|number", "\(r.stderr)")
+        #expect(r.results["bad"] == "0|number", "\(r.stderr)")
+        #expect(r.results["invalid"] == "true|boolean", "\(r.stderr)")
+    }
+
     @Test func queuesAreSharedBetweenWorkers() throws {
         let script = """
             modparam("mqueue", "mqueue", "name=shared")
