@@ -1,4 +1,3 @@
-import DequeModule
 import Synchronization
 
 /// One queued item. Keys and values may be empty.
@@ -31,7 +30,7 @@ public struct QueueStats: Sendable, Hashable {
 /// A named FIFO of key/value items shared by all worker threads (`mq_add`, `mq_fetch`, ...).
 ///
 /// Every operation is O(1) amortised and takes the queue's lock once. Addmode 0 queues
-/// are a deque; addmode 1 and 2 queues also index their items by key.
+/// are a ring buffer; addmode 1 and 2 queues also index their items by key.
 public final class MessageQueue: Sendable {
     public let definition: QueueDefinition
     private let state: Mutex<State>
@@ -78,7 +77,7 @@ extension MessageQueue {
         /// The size limit, 0 = unlimited.
         let limit: Int
         /// Storage of addmode 0.
-        var deque = Deque<QueueItem>()
+        var deque = ItemRing()
         /// Storage of addmodes 1 and 2.
         var list = KeyedList()
         var stats = QueueStats()
@@ -111,7 +110,7 @@ extension MessageQueue {
             }
             if limit > 0 && count > limit {
                 if addMode == .append {
-                    deque.removeFirst()
+                    deque.dropFirst()
                 } else {
                     _ = list.removeFirst()
                 }
@@ -126,12 +125,84 @@ extension MessageQueue {
         }
 
         mutating func drain() -> [QueueItem] {
-            if addMode == .append {
-                let items = Array(deque)
-                deque = Deque()
-                return items
-            }
+            if addMode == .append { return deque.removeAll() }
             return list.removeAll()
         }
+    }
+}
+
+/// The FIFO of an addmode-0 queue: items in a ring of slots that doubles when full (a bounded
+/// queue stops growing at its size + 1). Appending and taking the oldest move the item once
+/// and touch no reference count beyond the item's own strings.
+struct ItemRing: ~Copyable {
+    private var slots: UnsafeMutablePointer<QueueItem>
+    private var capacity: Int
+    /// Index of the oldest item.
+    private var head = 0
+    private(set) var count = 0
+
+    init() {
+        capacity = 0
+        slots = UnsafeMutablePointer<QueueItem>.allocate(capacity: 0)
+    }
+
+    deinit {
+        for i in 0..<count { (slots + (head + i) % capacity).deinitialize(count: 1) }
+        slots.deallocate()
+    }
+
+    @inline(__always)
+    private func index(_ offset: Int) -> Int {
+        let i = head + offset
+        return i >= capacity ? i - capacity : i
+    }
+
+    mutating func append(_ item: QueueItem) {
+        if count == capacity { grow() }
+        (slots + index(count)).initialize(to: item)
+        count += 1
+    }
+
+    /// Removes and returns the oldest item.
+    mutating func popFirst() -> QueueItem? {
+        guard count > 0 else { return nil }
+        let item = (slots + head).move()
+        head = index(1)
+        count -= 1
+        if count == 0 { head = 0 }
+        return item
+    }
+
+    /// Discards the oldest item (there is one).
+    mutating func dropFirst() {
+        (slots + head).deinitialize(count: 1)
+        head = index(1)
+        count -= 1
+        if count == 0 { head = 0 }
+    }
+
+    /// Removes all items, oldest first, and releases the slots.
+    mutating func removeAll() -> [QueueItem] {
+        var items: [QueueItem] = []
+        items.reserveCapacity(count)
+        while let item = popFirst() { items.append(item) }
+        slots.deallocate()
+        slots = UnsafeMutablePointer<QueueItem>.allocate(capacity: 0)
+        capacity = 0
+        head = 0
+        return items
+    }
+
+    private mutating func grow() {
+        let newCapacity = max(8, capacity * 2)
+        let bigger = UnsafeMutablePointer<QueueItem>.allocate(capacity: newCapacity)
+        // The oldest items first: [head, end of slots), then the wrapped part.
+        let first = min(count, capacity - head)
+        (bigger).moveInitialize(from: slots + head, count: first)
+        (bigger + first).moveInitialize(from: slots, count: count - first)
+        slots.deallocate()
+        slots = bigger
+        capacity = newCapacity
+        head = 0
     }
 }

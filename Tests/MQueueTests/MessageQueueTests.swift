@@ -282,3 +282,58 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+/// Addmode 0 keeps its items in a ring of slots that wraps and doubles: the order must survive
+/// any mix of adds, fetches, drops and growth, checked against a plain array.
+@Suite struct AppendRingTests {
+    @Test(arguments: [0, 1, 3, 8, 9, 100])
+    func interleavedAddsAndFetchesKeepFIFOOrder(size: Int) {
+        let q = makeQueue(size: size)
+        var model: [String] = []
+        var rng = SystemRandomNumberGenerator()
+        var next = 0
+        for _ in 0..<5_000 {
+            // More adds than fetches at first (growth, wrapping), then more fetches (emptying).
+            let adds = Int.random(in: 0...3, using: &rng)
+            for _ in 0..<adds {
+                let key = "k\(next)", value = next % 7 == 0 ? "a longer value, not a small string \(next)" : "v\(next)"
+                next += 1
+                q.add(key: key, value: value)
+                model.append("\(key)=\(value)")
+                if size > 0 && model.count > size { model.removeFirst() }
+            }
+            let fetches = Int.random(in: 0...3, using: &rng)
+            for _ in 0..<fetches {
+                let got = q.fetch().map { "\($0.key)=\($0.value)" }
+                #expect(got == (model.isEmpty ? nil : model.removeFirst()))
+            }
+            #expect(q.count == model.count)
+        }
+        #expect(pairs(q.drain()) == model)
+        #expect(q.count == 0)
+        #expect(q.fetch() == nil)
+        // Usable again after the drain released the slots.
+        add(q, "x=1,y=2")
+        #expect(fetchAll(q) == ["x=1", "y=2"])
+    }
+
+    @Test func growingWhileWrappedKeepsOrder() {
+        let q = makeQueue()
+        add(q, "a=1,b=2,c=3,d=4,e=5,f=6")
+        #expect(q.fetch()?.key == "a")
+        #expect(q.fetch()?.key == "b")
+        // The ring (8 slots) wraps, then grows with its oldest item in the middle.
+        add(q, "g=7,h=8,i=9,j=10,k=11,l=12")
+        #expect(fetchAll(q) == ["c=3", "d=4", "e=5", "f=6", "g=7", "h=8", "i=9", "j=10", "k=11", "l=12"])
+    }
+
+    @Test func itemsLeftInAQueueAreReleasedWithIt() {
+        // Heap-allocated strings in slots at wrapped positions: freed by the ring's deinit
+        // (no leak or double free; run under the address sanitizer this would show).
+        var q: MessageQueue? = makeQueue(size: 5)
+        for i in 0..<23 { q!.add(key: "key number \(i) with a long text", value: String(repeating: "v", count: 40 + i)) }
+        #expect(q!.count == 5)
+        #expect(q!.fetch()?.key == "key number 18 with a long text")
+        q = nil
+    }
+}
