@@ -9,6 +9,10 @@
 #include <unistd.h>
 
 #if defined(__linux__)
+#include <malloc.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
@@ -152,6 +156,60 @@ int ksr_set_sched_slice_ns(unsigned long long slice_ns) {
 #endif
 }
 
+int ksr_malloc_arena_max(int n) {
+    if (getenv("MALLOC_ARENA_MAX") != NULL || n <= 0) return 0;  /* the user's setting wins */
+    return mallopt(M_ARENA_MAX, n) == 1 ? 1 : -1;
+}
+
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+
+long ksr_page_out_executable(void) {
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return -1;
+    exe[len] = 0;
+    FILE *maps = fopen("/proc/self/maps", "re");
+    if (maps == NULL) return -1;
+    char line[4608];
+    long total = 0;
+    while (fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end;
+        char perms[8];
+        int path_at = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3 || path_at == 0) continue;
+        char *path = line + path_at;
+        path[strcspn(path, "\n")] = 0;
+        /* read-only and executable file pages of the binary only: they are clean, so the kernel
+           can drop them and fault them in again from the file; written pages stay */
+        if (strcmp(path, exe) != 0 || perms[1] == 'w') continue;
+        if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) total += (long)(end - start);
+    }
+    fclose(maps);
+    return total;
+}
+
+static void *page_out_later(void *arg) {
+    unsigned ms = (unsigned)(uintptr_t)arg;
+    struct timespec t = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+    (void)ksr_page_out_executable();
+    return NULL;
+}
+
+int ksr_page_out_executable_after(unsigned ms) {
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, page_out_later, (void *)(uintptr_t)ms);
+    pthread_attr_destroy(&attr);
+    if (rc == 0) pthread_setname_np(t, "ksr-trim");
+    return rc == 0 ? 0 : -1;
+}
+
 #else
 
 #include <stdlib.h>
@@ -173,6 +231,9 @@ int ksr_eventfd(void) { errno = ENOSYS; return -1; }
 void ksr_eventfd_signal(int fd) { (void)fd; }
 void ksr_eventfd_clear(int fd) { (void)fd; }
 int ksr_epoll_create(void) { errno = ENOSYS; return -1; }
+int ksr_malloc_arena_max(int n) { (void)n; return 0; }
+long ksr_page_out_executable(void) { return -1; }
+int ksr_page_out_executable_after(unsigned ms) { (void)ms; return -1; }
 int ksr_epoll_add(int epfd, int fd, int exclusive) { (void)epfd; (void)fd; (void)exclusive; errno = ENOSYS; return -1; }
 int ksr_epoll_remove(int epfd, int fd) { (void)epfd; (void)fd; errno = ENOSYS; return -1; }
 int ksr_epoll_wait(int epfd, int *fds, int max, long long timeout_ns) { (void)epfd; (void)fds; (void)max; (void)timeout_ns; errno = ENOSYS; return -1; }

@@ -1,3 +1,4 @@
+import CKSRSys
 import KSRBase
 import KSRCore
 import Logging
@@ -105,6 +106,10 @@ extension ScriptHost {
             }
             workers += dmqWorkers
         }
+        // glibc gives every thread that allocates an arena of its own (each with resident
+        // pages); the threads that carry traffic get one each, the rest share the main one.
+        let busy = receivers.count + dmqWorkers.count + groups.reduce(0) { $0 + $1.1.count }
+        _ = ksr_malloc_arena_max(Int32(clamping: 1 + busy))
         for w in workers { w.start() }
         for (name, members) in groups { runtime.asyncGroups.register(name, members) }
         var failures: [ConfigError] = []
@@ -161,6 +166,10 @@ extension ScriptHost {
         }
         logger.info("started: \(workers.count) workers, \(setup.rtimer.timers.count) timers, \(runtime.queueList.count) queues",
                     metadata: ["ksr.module": "core"])
+        // Most of the binary's pages that are resident now held startup code (argument parsing,
+        // configuration, module setup): a second from now, when the first callbacks have run,
+        // let the kernel reclaim them; what runs later is faulted in again from the file.
+        _ = ksr_page_out_executable_after(1000)
     }
 
     /// Starts the control plane: JSON-RPC and /metrics over HTTP on `rpc_listen` and on the

@@ -53,4 +53,18 @@ int ksr_set_sched_slice_ns(unsigned long long slice_ns);
    buffer refilled 512 bytes at a time: one system call per 64 draws instead of one each. */
 unsigned long long ksr_random64(void);
 
+/* Caps glibc's malloc arenas at n (mallopt M_ARENA_MAX) unless MALLOC_ARENA_MAX is set in
+   the environment or n <= 0: 1 when set, 0 when left alone, -1 on failure. Call it before a
+   second thread allocates (glibc fixes its arena limit when the first extra arena is made). */
+int ksr_malloc_arena_max(int n);
+
+/* Asks the kernel to reclaim the resident pages of the executable's read-only and code
+   mappings (madvise MADV_PAGEOUT): after startup they are mostly code that never runs again
+   (argument parsing, configuration, module setup). Clean file pages: what runs later is
+   faulted in again from the file. Returns the bytes advised, -1 when not possible. */
+long ksr_page_out_executable(void);
+/* The same, once, from a short-lived thread `ms` milliseconds from now (when the first
+   callbacks have run). 0, or -1 if the thread could not be started. */
+int ksr_page_out_executable_after(unsigned ms);
+
 #endif
