@@ -166,10 +166,6 @@ int ksr_malloc_arena_max(int n) {
 #endif
 
 long ksr_page_out_executable(void) {
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return -1;
-    exe[len] = 0;
     FILE *maps = fopen("/proc/self/maps", "re");
     if (maps == NULL) return -1;
     char line[4608];
@@ -179,11 +175,10 @@ long ksr_page_out_executable(void) {
         char perms[8];
         int path_at = 0;
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3 || path_at == 0) continue;
-        char *path = line + path_at;
-        path[strcspn(path, "\n")] = 0;
-        /* read-only and executable file pages of the binary only: they are clean, so the kernel
-           can drop them and fault them in again from the file; written pages stay */
-        if (strcmp(path, exe) != 0 || perms[1] == 'w') continue;
+        /* read-only and code mappings of files (the executable and its libraries): their pages
+           are clean, so the kernel can drop them and fault them in again from the file; pages
+           that other processes map too are left alone by the kernel; written pages stay */
+        if (line[path_at] != '/' || perms[1] == 'w') continue;
         if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) total += (long)(end - start);
     }
     fclose(maps);

@@ -58,10 +58,11 @@ unsigned long long ksr_random64(void);
    second thread allocates (glibc fixes its arena limit when the first extra arena is made). */
 int ksr_malloc_arena_max(int n);
 
-/* Asks the kernel to reclaim the resident pages of the executable's read-only and code
-   mappings (madvise MADV_PAGEOUT): after startup they are mostly code that never runs again
-   (argument parsing, configuration, module setup). Clean file pages: what runs later is
-   faulted in again from the file. Returns the bytes advised, -1 when not possible. */
+/* Asks the kernel to reclaim the resident pages of the read-only and code mappings of files
+   (the executable and its shared libraries; madvise MADV_PAGEOUT): after startup they are
+   mostly code that never runs again (argument parsing, configuration, module setup). Clean
+   file pages: what runs later is faulted in again from the file; the kernel leaves pages that
+   other processes map too. Returns the bytes advised, -1 when not possible. */
 long ksr_page_out_executable(void);
 /* The same, once, from a short-lived thread `ms` milliseconds from now (when the first
    callbacks have run). 0, or -1 if the thread could not be started. */
