@@ -19,9 +19,9 @@ struct KSR {
         var stderr: String
     }
 
-    /// Runs `ksr args...` to completion (killing it after `timeout` seconds).
-    static func run(_ args: [String], cwd: URL? = nil, timeout: Double = 60) throws -> Result {
-        let p = try Running(args, cwd: cwd)
+    /// Runs `ksr args...` (or another `executable`) to completion (killing it after `timeout` seconds).
+    static func run(_ args: [String], cwd: URL? = nil, timeout: Double = 60, executable: String = KSR.binary) throws -> Result {
+        let p = try Running(args, cwd: cwd, executable: executable)
         let deadline = Date().addingTimeInterval(timeout)
         while p.process.isRunning && Date() < deadline { usleep(10_000) }
         if p.process.isRunning { p.signal(SIGKILL) }
@@ -36,14 +36,14 @@ struct KSR {
         let outURL: URL
         let errURL: URL
 
-        init(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:]) throws {
+        init(_ args: [String], cwd: URL? = nil, environment: [String: String] = [:], executable: String = KSR.binary) throws {
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("ksr-e2e-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             outURL = dir.appendingPathComponent("stdout")
             errURL = dir.appendingPathComponent("stderr")
             _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
             _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-            process.executableURL = URL(fileURLWithPath: KSR.binary)
+            process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = args
             if let cwd { process.currentDirectoryURL = cwd }
             if !environment.isEmpty {
