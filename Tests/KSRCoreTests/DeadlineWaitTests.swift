@@ -84,7 +84,7 @@ struct SpinningWorkerTests {
     @Test func firesNeverEarlyAndEveryDeadlineOnce() throws {
         let lateness = LatenessLog()
         let start = SystemClock().nowNanos()
-        let worker = Worker(name: "t", kind: "test", index: 0, deadlineWait: .timer) { _ in
+        let worker = Worker(name: "t", kind: .sharedTimer, deadlineWait: .timer) { _ in
             PeriodicBody(start: start, interval: 5_000_000, count: 40, lateness: lateness)
         }
         #expect(worker.deadlineWait == DeadlineWait.timer)
@@ -138,7 +138,7 @@ struct TimerWorkerSliceTests {
     /// The slice a job sees on a worker with `wait`.
     func slice(with wait: DeadlineWait) -> UInt64? {
         let seen = LatenessLog()
-        let worker = Worker(name: "s", kind: "test", index: 0, deadlineWait: wait) { _ in
+        let worker = Worker(name: "s", kind: .sharedTimer, deadlineWait: wait) { _ in
             RecordingBody(log: EventLog(), deadline: nil)
         }
         worker.start()
