@@ -57,7 +57,7 @@ let package = Package(
         ),
         .target(
             name: "MQueue",
-            dependencies: ["KSRBase", .product(name: "DequeModule", package: "swift-collections")],
+            dependencies: ["KSRBase"],
             swiftSettings: strict
         ),
         .target(
@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "RTimerTests", dependencies: ["RTimer"], swiftSettings: strict),
         .testTarget(name: "MQueueTests", dependencies: ["MQueue"], swiftSettings: strict),
         .testTarget(name: "MQueueSQLiteTests", dependencies: ["MQueueSQLite", "MQueue"], swiftSettings: strict),
-        .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore"], swiftSettings: strict),
+        .testTarget(name: "KSRCoreTests", dependencies: ["KSRCore", "CKSRSys"], swiftSettings: strict),
         // The captured KDMQ messages (Tests/Fixtures/dmq), their loader and a seeded generator, for SIPTests and DMQTests.
         .target(name: "KSRTestFixtures", path: "Tests/Fixtures", exclude: ["dmq"], swiftSettings: strict),
         .testTarget(name: "SIPTests", dependencies: ["SIP", "KSRTestFixtures"], swiftSettings: strict),

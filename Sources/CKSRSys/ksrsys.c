@@ -165,23 +165,36 @@ int ksr_malloc_arena_max(int n) {
 #define MADV_PAGEOUT 21
 #endif
 
+/* Drops this process's page-table entries for the resident pages of read-only file mappings
+   (the executable's and the libraries' code and constants) whose pages are all still the
+   file's own (smaps `Anonymous: 0 kB`: no private copy, e.g. no relocated RELRO page, which
+   MADV_DONTNEED would throw away). The pages stay in the page cache, so what runs later comes
+   back with a minor fault (no disk read: a timer tick is not delayed); PSS drops at once.
+   Mappings that hold private copies get MADV_PAGEOUT, which keeps those copies. */
 long ksr_page_out_executable(void) {
-    FILE *maps = fopen("/proc/self/maps", "re");
-    if (maps == NULL) return -1;
+    FILE *smaps = fopen("/proc/self/smaps", "re");
+    if (smaps == NULL) return -1;
     char line[4608];
     long total = 0;
-    while (fgets(line, sizeof line, maps) != NULL) {
-        unsigned long start, end;
+    unsigned long start = 0, end = 0;
+    int candidate = 0;
+    while (fgets(line, sizeof line, smaps) != NULL) {
+        unsigned long a, b;
         char perms[8];
         int path_at = 0;
-        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) < 3 || path_at == 0) continue;
-        /* read-only and code mappings of files (the executable and its libraries): their pages
-           are clean, so the kernel can drop them and fault them in again from the file; pages
-           that other processes map too are left alone by the kernel; written pages stay */
-        if (line[path_at] != '/' || perms[1] == 'w') continue;
-        if (madvise((void *)start, end - start, MADV_PAGEOUT) == 0) total += (long)(end - start);
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &a, &b, perms, &path_at) >= 3 && path_at > 0) {
+            /* a mapping's header line: a file's read-only or code mapping is a candidate */
+            start = a; end = b;
+            candidate = line[path_at] == '/' && perms[1] != 'w';
+            continue;
+        }
+        unsigned long anon_kb;
+        if (!candidate || sscanf(line, "Anonymous: %lu kB", &anon_kb) != 1) continue;
+        candidate = 0;
+        int advice = anon_kb == 0 ? MADV_DONTNEED : MADV_PAGEOUT;
+        if (madvise((void *)start, end - start, advice) == 0) total += (long)(end - start);
     }
-    fclose(maps);
+    fclose(smaps);
     return total;
 }
 

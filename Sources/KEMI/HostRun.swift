@@ -168,7 +168,7 @@ extension ScriptHost {
                     metadata: ["ksr.module": "core"])
         // Most of the binary's pages that are resident now held startup code (argument parsing,
         // configuration, module setup): a second from now, when the first callbacks have run,
-        // let the kernel reclaim them; what runs later is faulted in again from the file.
+        // let go of them (they stay in the page cache: what runs later comes back with a minor fault).
         _ = ksr_page_out_executable_after(1000)
     }
 

@@ -58,11 +58,12 @@ unsigned long long ksr_random64(void);
    second thread allocates (glibc fixes its arena limit when the first extra arena is made). */
 int ksr_malloc_arena_max(int n);
 
-/* Asks the kernel to reclaim the resident pages of the read-only and code mappings of files
-   (the executable and its shared libraries; madvise MADV_PAGEOUT): after startup they are
-   mostly code that never runs again (argument parsing, configuration, module setup). Clean
-   file pages: what runs later is faulted in again from the file; the kernel leaves pages that
-   other processes map too. Returns the bytes advised, -1 when not possible. */
+/* Lets go of the resident pages of the read-only and code mappings of files (the executable
+   and its shared libraries): after startup they are mostly code that never runs again
+   (argument parsing, configuration, module setup). Mappings whose pages are all the file's own
+   get MADV_DONTNEED: the pages stay in the page cache, so what runs later comes back with a
+   minor fault, no disk read; mappings with private copies (relocated pages) get MADV_PAGEOUT,
+   which keeps those. Returns the bytes advised, -1 when not possible. */
 long ksr_page_out_executable(void);
 /* The same, once, from a short-lived thread `ms` milliseconds from now (when the first
    callbacks have run). 0, or -1 if the thread could not be started. */
