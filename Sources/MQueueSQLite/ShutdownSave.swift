@@ -1,3 +1,4 @@
+import KSRBase
 import MQueue
 
 #if canImport(Glibc)
@@ -105,9 +106,9 @@ public struct ShutdownSaver: Sendable {
     /// escaped), so a line never contains a raw newline or an ASCII unit separator (0x1F).
     public static func fallbackLine(_ item: QueueItem) -> String {
         var out = "{\"key\":"
-        appendJSONString(item.key, to: &out)
+        JSON.append(item.key, to: &out)
         out += ",\"val\":"
-        appendJSONString(item.value, to: &out)
+        JSON.append(item.value, to: &out)
         out += "}\n"
         return out
     }
@@ -157,22 +158,6 @@ public struct ShutdownSaver: Sendable {
         }
         if let failure { return .failure(FallbackError(message: failure)) }
         return .success(path)
-    }
-
-    private static func appendJSONString(_ s: String, to out: inout String) {
-        out += "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{0}"..."\u{1F}": out += "\\u00" + hex(UInt8(c.value))
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        out += "\""
     }
 
     private static func hex(_ b: UInt8) -> String {
