@@ -178,18 +178,12 @@ struct AsyncModule: KEMIModule {
         if ctx.message.transaction == nil {
             guard ctx.newTransaction(L) == 1 else { return .int(-1) }
         }
-        guard let id = ctx.message.transaction, let table = ctx.runtime.tm.table else { return .int(-1) }
+        guard let id = ctx.message.transaction else { return .int(-1) }
         do throws(TransactionError) {
-            try table.suspend(id, now: SystemClock().nowNanos())
+            try ctx.suspendTransaction(id, L)
         } catch {
             ctx.logUsageError(L, "async.\(fn): cannot suspend the transaction: \(error)")
             return .int(-1)
-        }
-        ctx.runtime.tm.poke()
-        // As Kamailio's t_suspend (auto-100), a suspended INVITE that got no reply yet is
-        // answered 100 at once.
-        if ctx.message.sip.method == .invite && table.info(id)?.hasResponded == false {
-            _ = ctx.transactionReply(100, "trying -- your call is important to us", L)
         }
         var message = ctx.message
         message.finishWith500 = true

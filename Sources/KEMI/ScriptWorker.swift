@@ -438,41 +438,29 @@ final class ScriptWorker: WorkerBody {
     /// sleep as any callback does.
     private func suspendForSleep(_ co: LuaState.LuaThread, _ function: String) -> SleepSuspension {
         let m = ctx.message
-        guard let inbound = m.inbound, m.sip.isRequest, m.sip.method != .ack, !m.statelessFinalSent,
-              let table = ctx.runtime.tm.table else { return .stateless }
-        if m.transaction == nil {
-            do throws(TransactionError) {
-                switch try table.createServerTransaction(
-                    for: m.sip, peer: inbound, reliable: inbound.proto != .udp,
-                    context: TMContext(source: (inbound.source.ip, inbound.source.port), inbound: inbound),
-                    now: SystemClock().nowNanos()) {
-                case .created(let id):
-                    ctx.message.transaction = id
-                case .retransmission(let id, let actions):
-                    ctx.runtime.tm.perform(actions)
-                    logger.debug("[\(function)] sleeps for a retransmission of a request transaction \(id) has: absorbed, the callback is not continued",
-                                 metadata: ["ksr.module": "async"])
-                    return .absorbed
-                }
-            } catch {
-                logger.debug("[\(function)] sleeps without a transaction: \(error)", metadata: ["ksr.module": "async"])
-                return .stateless
-            }
+        guard m.sip.isRequest, m.sip.method != .ack, !m.statelessFinalSent, let table = ctx.runtime.tm.table else {
+            return .stateless
+        }
+        switch ctx.createTransaction() {
+        case .created:
+            break
+        case .retransmission(let id):
+            logger.debug("[\(function)] sleeps for a retransmission of a request transaction \(id) has: absorbed, the callback is not continued",
+                         metadata: ["ksr.module": "async"])
+            return .absorbed
+        case .impossible(let why):
+            logger.debug("[\(function)] sleeps without a transaction: \(why)", metadata: ["ksr.module": "async"])
+            return .stateless
         }
         // A relayed request has branches whose timers answer it; a suspended one is the async
         // function's to resume; an answered one needs nothing.
         guard let id = ctx.message.transaction, let info = table.info(id), !info.isSuspended, info.branches.isEmpty,
               info.state == .trying || info.state == .proceeding else { return .stateless }
         do throws(TransactionError) {
-            try table.suspend(id, now: SystemClock().nowNanos())
+            try ctx.suspendTransaction(id, co.pointer)
         } catch {
             logger.debug("[\(function)] sleeps without suspending transaction \(id): \(error)", metadata: ["ksr.module": "async"])
             return .stateless
-        }
-        ctx.runtime.tm.poke()
-        // As tm's t_suspend (auto-100): an INVITE that got no reply yet is answered 100 at once.
-        if m.sip.method == .invite && !info.hasResponded {
-            _ = ctx.transactionReply(100, "trying -- your call is important to us", co.pointer)
         }
         ctx.message.finishWith500 = true
         ctx.message.sleptInTransaction = true

@@ -154,15 +154,24 @@ final class TMTimerBody: WorkerBody {
 }
 
 extension WorkerContext {
-    /// `t_newtran`: creates the server transaction of the current request. 1 created (or it
-    /// existed), 0 when the request was a retransmission (absorbed), -1 on error.
-    func newTransaction(_ L: OpaquePointer) -> Int {
+    /// What `createTransaction` did.
+    enum TransactionCreation {
+        /// The request has its server transaction now (or had one): `message.transaction`.
+        case created
+        /// The request is a retransmission of one with a transaction: absorbed (its actions done).
+        case retransmission(TransactionID)
+        /// No transaction for this message: why.
+        case impossible(String)
+    }
+
+    /// Creates the server transaction of the current request unless it has one (t_newtran's
+    /// work, shared by `t_newtran`, the async functions and the sleeps); logs nothing.
+    func createTransaction() -> TransactionCreation {
         guard let inbound = message.inbound, message.sip.isRequest else {
-            logUsageError(L, "tm: no transaction for the faked message or a reply")
-            return -1
+            return .impossible("no transaction for the faked message or a reply")
         }
-        if message.transaction != nil { return 1 }
-        guard let table = runtime.tm.table else { return -1 }
+        if message.transaction != nil { return .created }
+        guard let table = runtime.tm.table else { return .impossible("tm is not running") }
         do throws(TransactionError) {
             switch try table.createServerTransaction(
                 for: message.sip, peer: inbound, reliable: inbound.proto != .udp,
@@ -171,14 +180,37 @@ extension WorkerContext {
             case .created(let id):
                 message.transaction = id
                 runtime.tm.poke()
-                return 1
-            case .retransmission(_, let actions):
+                return .created
+            case .retransmission(let id, let actions):
                 runtime.tm.perform(actions)
-                return 0
+                return .retransmission(id)
             }
         } catch {
-            logUsageError(L, "tm: cannot create the transaction: \(error)")
+            return .impossible("cannot create the transaction: \(error)")
+        }
+    }
+
+    /// `t_newtran`: creates the server transaction of the current request. 1 created (or it
+    /// existed), 0 when the request was a retransmission (absorbed), -1 on error.
+    func newTransaction(_ L: OpaquePointer) -> Int {
+        switch createTransaction() {
+        case .created: return 1
+        case .retransmission: return 0
+        case .impossible(let why):
+            logUsageError(L, "tm: \(why)")
             return -1
+        }
+    }
+
+    /// Suspends the current request's transaction `id` (t_suspend): fr_timer keeps running,
+    /// retransmissions are absorbed, and an INVITE that got no reply yet is answered 100 at
+    /// once, as by tm's auto-100. Used by the async functions and by sleeps in a request route.
+    func suspendTransaction(_ id: TransactionID, _ L: OpaquePointer) throws(TransactionError) {
+        guard let table = runtime.tm.table else { throw TransactionError.notFound }
+        try table.suspend(id, now: SystemClock().nowNanos())
+        runtime.tm.poke()
+        if message.sip.method == .invite && table.info(id)?.hasResponded == false {
+            _ = transactionReply(100, "trying -- your call is important to us", L)
         }
     }
 
